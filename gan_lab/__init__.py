@@ -1,0 +1,1 @@
+"""gan_lab: config-driven GAN experiments on MNIST-like data."""
