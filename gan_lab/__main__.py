@@ -1,0 +1,27 @@
+"""``python -m gan_lab [overrides]``: compose the config with Hydra and train.
+
+Kept thin and light: ``--help`` and ``--cfg job`` never import TensorFlow or MLflow.
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+import gan_lab.config  # noqa: F401  (registers the schemas)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from gan_lab.trainer import train
+
+    hydra_cfg = HydraConfig.get()
+    tags = {"output_dir": hydra_cfg.runtime.output_dir}
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        tags |= {"sweep": hydra_cfg.sweep.dir, "sweep_job": str(hydra_cfg.job.num)}
+    train(cfg, output_dir=hydra_cfg.runtime.output_dir, tags=tags)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""Typed schemas for the Hydra config, registered in the ConfigStore.
+
+The values live in ``conf/*.yaml``; these dataclasses give them types, so a bad override
+(``optimizer.lr=fast``, an unknown key, an unknown ``data.split``) fails while Hydra composes,
+before TensorFlow or MLflow is imported. This module must stay free of heavy imports.
+"""
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+class Noise(Enum):
+    normal = "normal"  # N(0, 1)
+    uniform = "uniform"  # U(-1, 1)
+
+
+class Split(Enum):
+    train = "train"
+    test = "test"
+
+
+@dataclass
+class MLPModelConfig:
+    name: str = MISSING
+    latent_dim: int = MISSING
+    noise: Noise = MISSING
+    generator_units: list[int] = MISSING
+    discriminator_units: list[int] = MISSING
+    leaky_slope: float = MISSING
+
+
+@dataclass
+class ConvModelConfig:
+    """DCGAN trunk; ``num_classes > 0`` makes it class-conditional (cgan)."""
+
+    name: str = MISSING
+    latent_dim: int = MISSING
+    noise: Noise = MISSING
+    generator_filters: list[int] = MISSING
+    discriminator_filters: list[int] = MISSING
+    kernel_size: int = MISSING
+    dropout: float = MISSING
+    leaky_slope: float = MISSING
+    num_classes: int = 0
+    label_embedding_dim: int = 50
+
+
+@dataclass
+class LossConfig:
+    name: str = MISSING
+
+
+@dataclass
+class AdamParams:
+    lr: float = MISSING
+    beta_1: float = MISSING
+    beta_2: float = MISSING
+
+
+@dataclass
+class AdamConfig:
+    name: str = MISSING
+    lr: float = MISSING
+    beta_1: float = MISSING
+    beta_2: float = MISSING
+    generator: AdamParams = MISSING
+    discriminator: AdamParams = MISSING
+
+
+@dataclass
+class RMSpropParams:
+    lr: float = MISSING
+    rho: float = MISSING
+
+
+@dataclass
+class RMSpropConfig:
+    name: str = MISSING
+    lr: float = MISSING
+    rho: float = MISSING
+    generator: RMSpropParams = MISSING
+    discriminator: RMSpropParams = MISSING
+
+
+@dataclass
+class DataConfig:
+    name: str = MISSING
+    path: Optional[str] = None  # IDX folder or .npz; None: $GAN_LAB_DATA_DIR, else Keras download
+    split: Split = Split.train
+    verify: bool = True  # check local files against the canonical checksums
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = MISSING
+    batch_size: int = MISSING
+    max_steps: Optional[int] = None
+    save_interval: int = MISSING
+    steps_per_execution: int = MISSING
+
+
+@dataclass
+class MLflowConfig:
+    tracking_uri: Optional[str] = None  # None: sqlite file mlflow.db in the launch directory
+    experiment: str = MISSING
+
+
+@dataclass
+class Config:
+    model: Any = MISSING
+    loss: Any = MISSING
+    optimizer: Any = MISSING
+    data: DataConfig = MISSING
+    train: TrainConfig = field(default_factory=TrainConfig)
+    mlflow: MLflowConfig = field(default_factory=MLflowConfig)
+    seed: int = MISSING
+
+
+def register_configs() -> None:
+    """Register the schemas; YAML files pick theirs with ``defaults: [/schema/<group>/<name>@_here_]``."""
+    cs = ConfigStore.instance()
+    cs.store(name="config_schema", node=Config)
+    for group, name, node in [
+        ("model", "mlp", MLPModelConfig),
+        ("model", "conv", ConvModelConfig),
+        ("loss", "loss", LossConfig),
+        ("optimizer", "adam", AdamConfig),
+        ("optimizer", "rmsprop", RMSpropConfig),
+    ]:
+        cs.store(group=f"schema/{group}", name=name, node=node)
+
+
+register_configs()
