@@ -1,0 +1,222 @@
+"""Training: the GAN as a ``keras.Model`` with its own ``train_step``, and ``train(cfg)``."""
+
+import math
+import sys
+import time
+from pathlib import Path
+
+import keras
+import mlflow
+import numpy as np
+import tensorflow as tf
+from omegaconf import DictConfig
+
+from gan_lab import figures, tracking
+from gan_lab.config import Noise
+from gan_lab.data import load_mnist
+from gan_lab.losses import LOSSES, GANLoss
+from gan_lab.models import build_models, generate_images, is_conditional, sample_noise
+from gan_lab.optimizers import build_optimizer
+
+METRICS = ("d_loss", "g_loss", "d_acc_real", "d_acc_fake")
+GRID_SIZE = 100  # fixed inputs for sample grids: 10x10 (cgan: one row per digit)
+
+
+class GAN(keras.Model):
+    """Generator and discriminator trained together, one simultaneous update per batch.
+
+    ``fit`` on batches of ``(images, labels)`` reports the epoch means of the D and G losses
+    and of D's accuracy on real and on generated images.
+    """
+
+    def __init__(self, generator, discriminator, latent_dim: int, noise: Noise, num_classes: int, seed: int):
+        super().__init__(name="gan")
+        self.generator = generator
+        self.discriminator = discriminator
+        self.latent_dim = latent_dim
+        self.noise = noise
+        self.num_classes = num_classes
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.trackers = [keras.metrics.Mean(name=name) for name in METRICS]
+
+    def compile(self, g_optimizer, d_optimizer, loss: GANLoss, steps_per_execution: int = 1):
+        super().compile(steps_per_execution=steps_per_execution)
+        self.g_optimizer = g_optimizer
+        self.d_optimizer = d_optimizer
+        self.gan_loss = loss
+
+    @property
+    def metrics(self):
+        return self.trackers
+
+    @property
+    def train_steps(self) -> int:
+        """Training steps taken so far."""
+        return int(self.g_optimizer.iterations.numpy())
+
+    def _noise(self, batch_size):
+        shape = (batch_size, self.latent_dim)
+        if self.noise == Noise.uniform:
+            return keras.random.uniform(shape, -1.0, 1.0, seed=self.seed_generator)
+        return keras.random.normal(shape, seed=self.seed_generator)
+
+    def train_step(self, data):
+        images, labels = data
+        batch_size = tf.shape(images)[0]
+        noise = self._noise(batch_size)
+        if self.num_classes:
+            fake_labels = keras.random.randint((batch_size,), 0, self.num_classes, seed=self.seed_generator)
+            g_inputs, real_inputs = [noise, fake_labels], lambda x: [x, labels]
+            fake_inputs = lambda x: [x, fake_labels]  # noqa: E731
+        else:
+            g_inputs, real_inputs, fake_inputs = noise, (lambda x: x), (lambda x: x)
+        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+            fakes = self.generator(g_inputs, training=True)
+            real_logits = self.discriminator(real_inputs(images), training=True)
+            fake_logits = self.discriminator(fake_inputs(fakes), training=True)
+            g_loss = self.gan_loss.generator_loss(fake_logits)
+            d_loss = self.gan_loss.discriminator_loss(real_logits, fake_logits)
+        g_grads = g_tape.gradient(g_loss, self.generator.trainable_weights)
+        d_grads = d_tape.gradient(d_loss, self.discriminator.trainable_weights)
+        self.g_optimizer.apply_gradients(zip(g_grads, self.generator.trainable_weights))
+        self.d_optimizer.apply_gradients(zip(d_grads, self.discriminator.trainable_weights))
+
+        threshold = self.gan_loss.real_threshold
+        values = (
+            d_loss,
+            g_loss,
+            tf.reduce_mean(tf.cast(real_logits > threshold, tf.float32)),
+            tf.reduce_mean(tf.cast(fake_logits <= threshold, tf.float32)),
+        )
+        for tracker, value in zip(self.trackers, values):
+            tracker.update_state(value)
+        return {tracker.name: tracker.result() for tracker in self.trackers}
+
+
+def grid_epochs(epochs: int, save_interval: int) -> set[int]:
+    """Epochs (1-based) that get a sample grid: 1-5, every ``save_interval``-th, and the last."""
+    return {e for e in range(1, epochs + 1) if e <= 5 or e % save_interval == 0 or e == epochs}
+
+
+def grid_inputs(model_cfg: DictConfig, seed: int):
+    """Fixed generator inputs for the sample grids (cgan: labels 0..9, ten of each)."""
+    noise = sample_noise(np.random.default_rng(seed), GRID_SIZE, model_cfg.latent_dim, model_cfg.noise)
+    if not is_conditional(model_cfg):
+        return noise, None
+    labels = np.repeat(np.arange(model_cfg.num_classes), GRID_SIZE // model_cfg.num_classes)
+    return noise[: len(labels)], labels.astype(np.int32)
+
+
+class RunRecorder(keras.callbacks.Callback):
+    """Per epoch: metrics to MLflow (step = epoch) and history; sample grids at ``grid_at`` epochs."""
+
+    def __init__(self, out_dir: Path, fixed_inputs, grid_at: set[int], last_epoch: int, total_steps: int):
+        super().__init__()
+        self.out_dir = out_dir
+        self.fixed_inputs = fixed_inputs
+        self.grid_at = grid_at
+        self.last_epoch = last_epoch
+        self.total_steps = total_steps
+        self.history: dict[str, list[float]] = {name: [] for name in METRICS}
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.model.train_steps >= self.total_steps:
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        epoch += 1
+        values = {name: float(logs[name]) for name in METRICS}
+        for name, value in values.items():
+            self.history[name].append(value)
+        mlflow.log_metrics(values, step=epoch)
+        if epoch in self.grid_at or epoch == self.last_epoch or self.model.stop_training:
+            self.save_grid(epoch)
+
+    def save_grid(self, epoch: int) -> None:
+        noise, labels = self.fixed_inputs
+        images = generate_images(self.model.generator, noise, labels)
+        grid = figures.image_grid(images) if labels is None else figures.label_grid(images, labels)
+        figures.save_png(grid, self.out_dir / "grids" / f"epoch_{epoch:04d}.png")
+        mlflow.log_image(grid, key="samples", step=epoch)
+
+
+def make_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int) -> tf.data.Dataset:
+    """In-memory batches of (image, label), reshuffled every epoch, the partial last batch dropped."""
+    return (
+        tf.data.Dataset.from_tensor_slices((images, labels))
+        .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+        .batch(batch_size, drop_remainder=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def train(cfg: DictConfig, output_dir: str | Path | None = None, tags: dict[str, str] | None = None) -> str:
+    """Train the GAN described by ``cfg``, record it in MLflow, and return the MLflow run id.
+
+    Files (grids, loss curve, final samples, models) go to ``output_dir`` (Hydra's run folder
+    when launched from the command line; else ``outputs/<time>_<model>-<loss>``).
+    """
+    out_dir = Path(output_dir or f"outputs/{time.strftime('%Y-%m-%d/%H-%M-%S')}_{cfg.model.name}-{cfg.loss.name}")
+    train_cfg = cfg.train
+    for key in ("epochs", "batch_size", "save_interval", "steps_per_execution"):
+        if train_cfg[key] < 1:
+            raise ValueError(f"train.{key} must be >= 1, got {train_cfg[key]}")
+    if train_cfg.max_steps is not None and train_cfg.max_steps < 1:
+        raise ValueError(f"train.max_steps must be >= 1 or null, got {train_cfg.max_steps}")
+
+    keras.utils.set_random_seed(cfg.seed)
+    images, labels = load_mnist(cfg.data.path, cfg.data.split, cfg.data.verify)
+    steps_per_epoch = len(images) // train_cfg.batch_size
+    if steps_per_epoch == 0:
+        raise ValueError(f"train.batch_size={train_cfg.batch_size} exceeds the {len(images)} images of the data")
+    total_steps = min(train_cfg.epochs * steps_per_epoch, train_cfg.max_steps or math.inf)
+    epochs = math.ceil(total_steps / steps_per_epoch)
+    dataset = make_dataset(images, labels, train_cfg.batch_size, cfg.seed)
+    steps_per_execution = train_cfg.steps_per_execution
+    if epochs == 1:
+        dataset = dataset.take(total_steps)
+    elif total_steps % steps_per_epoch:  # fused steps must end exactly at a cap inside a later epoch
+        steps_per_execution = math.gcd(steps_per_execution, total_steps % steps_per_epoch)
+
+    generator, discriminator = build_models(cfg.model)
+    gan = GAN(generator, discriminator, cfg.model.latent_dim, cfg.model.noise, cfg.model.get("num_classes", 0), cfg.seed)
+    gan.compile(
+        g_optimizer=build_optimizer(cfg.optimizer.name, cfg.optimizer.generator),
+        d_optimizer=build_optimizer(cfg.optimizer.name, cfg.optimizer.discriminator),
+        loss=LOSSES.get(cfg.loss.name),
+        steps_per_execution=steps_per_execution,
+    )
+    fixed_inputs = grid_inputs(cfg.model, cfg.seed)
+    recorder = RunRecorder(out_dir, fixed_inputs, grid_epochs(epochs, train_cfg.save_interval), epochs, total_steps)
+
+    with tracking.training_run(cfg, {"output_dir": str(out_dir.resolve()), **(tags or {})}) as run:
+        print(f"MLflow run {run.info.run_id} ({run.info.run_name}) in {mlflow.get_tracking_uri()}; files in {out_dir}")
+        gan.fit(dataset, epochs=epochs, callbacks=[recorder], shuffle=False, verbose=1 if sys.stdout.isatty() else 2)
+        mlflow.log_metric("train_steps", gan.train_steps)
+        _save_results(gan, recorder, fixed_inputs, out_dir)
+        print(f"Done: {gan.train_steps} steps. Generate samples with: python -m gan_lab.generate run_id={run.info.run_id}")
+        return run.info.run_id
+
+
+def _save_results(gan: GAN, recorder: RunRecorder, fixed_inputs, out_dir: Path) -> None:
+    """Loss curve, the final samples one PNG each, generator model and discriminator weights."""
+    figures.save_loss_curve(recorder.history, out_dir / "loss_curve.png")
+    mlflow.log_artifact(str(out_dir / "loss_curve.png"))
+
+    noise, labels = fixed_inputs
+    final_dir = out_dir / "samples"
+    for i, image in enumerate(generate_images(gan.generator, noise, labels)):
+        suffix = "" if labels is None else f"_digit{labels[i]}"
+        figures.save_png(image, final_dir / f"{i:03d}{suffix}.png")
+    mlflow.log_artifacts(str(final_dir), "samples")
+
+    gan.generator.save(out_dir / "generator.keras")
+    gan.discriminator.save_weights(out_dir / "discriminator.weights.h5")
+    mlflow.log_artifact(str(out_dir / "discriminator.weights.h5"))
+    example = noise[:2] if labels is None else {"noise": noise[:2], "label": labels[:2]}
+    mlflow.keras.log_model(
+        gan.generator,
+        name="generator",
+        signature=mlflow.models.infer_signature(example, gan.generator.predict(example, verbose=0)),
+        pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"],
+    )
