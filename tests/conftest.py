@@ -1,0 +1,61 @@
+"""Shared fixtures: Hydra compose-API configs, the real MNIST test split, a temporary MLflow store."""
+
+import os
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+import gan_lab.config  # noqa: F401  (registers the schemas)
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = ROOT / "conf"
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    """Folder with the canonical MNIST test split: $GAN_LAB_DATA_DIR or ../shared/data/mnist."""
+    folder = Path(os.environ.get("GAN_LAB_DATA_DIR") or ROOT.parent / "shared" / "data" / "mnist")
+    if not (folder / "t10k-images-idx3-ubyte.gz").is_file():
+        message = f"MNIST test split not found in {folder}; set GAN_LAB_DATA_DIR to its folder"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def compose_cfg():
+    """``compose_cfg("model=mlp", ...)`` -> the composed config, as ``python -m gan_lab`` would see it."""
+
+    def _compose(*overrides: str):
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return compose(config_name="config", overrides=list(overrides))
+
+    return _compose
+
+
+@pytest.fixture(scope="session")
+def mlflow_uri(tmp_path_factory) -> str:
+    """A temporary sqlite MLflow store shared by the session's training runs."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="session")
+def tiny_train_cfg(compose_cfg, mnist_dir, mlflow_uri):
+    """A few steps of training on the real test split into the temporary store."""
+
+    def _cfg(*overrides: str):
+        return compose_cfg(
+            f"data.path={mnist_dir}",
+            "data.split=test",
+            "train.epochs=1",
+            "train.batch_size=32",
+            "train.max_steps=3",
+            "train.steps_per_execution=2",
+            f"mlflow.tracking_uri={mlflow_uri}",
+            "mlflow.experiment=tests",
+            *overrides,
+        )
+
+    return _cfg

@@ -1,0 +1,87 @@
+"""Config composition: every model x loss builds; bad overrides fail fast with Hydra's message."""
+
+import subprocess
+import sys
+
+import pytest
+from hydra.errors import ConfigCompositionException
+
+from gan_lab.losses import LOSSES
+from gan_lab.models import build_models
+from gan_lab.optimizers import build_optimizer
+
+from .conftest import ROOT
+
+
+@pytest.mark.parametrize("model", ["mlp", "dcgan", "cgan"])
+@pytest.mark.parametrize("loss", ["bce", "lsgan"])
+def test_every_model_and_loss_composes_and_builds(compose_cfg, model, loss):
+    cfg = compose_cfg(f"model={model}", f"loss={loss}")
+    assert (cfg.model.name, cfg.loss.name) == (model, loss)
+    generator, discriminator = build_models(cfg.model)
+    assert generator.output_shape == (None, 28, 28, 1) and discriminator.output_shape == (None, 1)
+    assert LOSSES.get(cfg.loss.name).generator_loss is not None
+
+
+def test_defaults(compose_cfg):
+    cfg = compose_cfg()
+    assert (cfg.model.name, cfg.loss.name, cfg.optimizer.name, cfg.data.name) == ("dcgan", "bce", "adam", "mnist")
+    assert cfg.data.split.name == "train"
+
+
+def test_lr_sets_both_networks_and_each_can_differ(compose_cfg):
+    cfg = compose_cfg("optimizer.lr=1e-3")
+    assert cfg.optimizer.generator.lr == cfg.optimizer.discriminator.lr == 1e-3
+    cfg = compose_cfg("optimizer.lr=1e-3", "optimizer.discriminator.lr=4e-4", "optimizer.generator.beta_1=0.9")
+    assert (cfg.optimizer.generator.lr, cfg.optimizer.discriminator.lr) == (1e-3, 4e-4)
+    assert (cfg.optimizer.generator.beta_1, cfg.optimizer.discriminator.beta_1) == (0.9, 0.5)
+    g_opt = build_optimizer(cfg.optimizer.name, cfg.optimizer.generator)
+    assert float(g_opt.learning_rate) == pytest.approx(1e-3) and g_opt.beta_1 == 0.9
+
+
+def test_rmsprop(compose_cfg):
+    cfg = compose_cfg("optimizer=rmsprop", "optimizer.generator.lr=1e-4")
+    optimizer = build_optimizer(cfg.optimizer.name, cfg.optimizer.generator)
+    assert type(optimizer).__name__ == "RMSprop" and float(optimizer.learning_rate) == pytest.approx(1e-4)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("optimizer.lr=fast", "Value 'fast' of type 'str' could not be converted to Float"),
+        ("train.batch_size=big", "could not be converted to Integer"),
+        ("data.split=val", "Invalid value 'val', expected one of [train, test]"),
+        ("model.noise=gauss", "expected one of [normal, uniform]"),
+        ("train.bogus=1", "Key 'bogus' not in 'TrainConfig'"),
+        ("model=vae", "Could not find 'model/vae'"),
+        ("loss=wgan", "Could not find 'loss/wgan'"),
+    ],
+)
+def test_bad_override_fails_at_composition(compose_cfg, override, message):
+    with pytest.raises(ConfigCompositionException) as info:
+        compose_cfg(override)
+    assert message in f"{info.value} {info.value.__cause__}"
+
+
+def test_optimizer_rejects_non_positive_lr(compose_cfg):
+    cfg = compose_cfg("optimizer.lr=-1e-4")
+    with pytest.raises(ValueError, match="learning rate must be > 0"):
+        build_optimizer(cfg.optimizer.name, cfg.optimizer.generator)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "gan_lab", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+
+
+@pytest.mark.parametrize("args", [("--help",), ("--cfg", "job"), ("--cfg", "job", "optimizer.lr=fast")])
+def test_cli_help_and_cfg_do_not_import_tensorflow(args):
+    result = _cli(*args)
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines() if "|" in line}
+    assert "tensorflow" not in imported and "mlflow" not in imported and "keras" not in imported
+    if "optimizer.lr=fast" in args:
+        assert result.returncode != 0 and "could not be converted to Float" in result.stderr
+    else:
+        assert result.returncode == 0 and "model:" in result.stdout

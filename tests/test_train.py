@@ -1,0 +1,157 @@
+"""End to end on the real MNIST test split: train a few steps, check MLflow, generate samples."""
+
+import subprocess
+import sys
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from gan_lab import trainer
+from gan_lab.generate import GenerateConfig, generate, main as generate_main
+from gan_lab.trainer import grid_epochs, train
+
+from .conftest import ROOT
+
+EPOCH_METRICS = {"d_loss", "g_loss", "d_acc_real", "d_acc_fake"}
+
+
+def artifact_paths(client: MlflowClient, run_id: str, path: str = "") -> set[str]:
+    paths = set()
+    for item in client.list_artifacts(run_id, path):
+        paths |= artifact_paths(client, run_id, item.path) if item.is_dir else {item.path}
+    return paths
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_train_cfg, tmp_path_factory):
+    """One tiny training run per model x loss: {(model, loss): (run_id, output_dir)}."""
+    result = {}
+    for model in ("mlp", "dcgan", "cgan"):
+        for loss in ("bce", "lsgan"):
+            out = tmp_path_factory.mktemp(f"{model}-{loss}")
+            result[model, loss] = train(tiny_train_cfg(f"model={model}", f"loss={loss}"), output_dir=out), out
+    return result
+
+
+@pytest.mark.parametrize("model", ["mlp", "dcgan", "cgan"])
+@pytest.mark.parametrize("loss", ["bce", "lsgan"])
+def test_run_is_recorded_in_mlflow(runs, mlflow_uri, model, loss):
+    run_id, out = runs[model, loss]
+    client = MlflowClient(mlflow_uri)
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == f"{model}-{loss}"
+    assert run.data.params["model.name"] == model and run.data.params["optimizer.generator.lr"] == "0.0002"
+    assert run.data.params["data.split"] == "test"
+    assert EPOCH_METRICS <= set(run.data.metrics)
+    assert run.data.metrics["train_steps"] == 3
+    history = client.get_metric_history(run_id, "d_loss")
+    assert [m.step for m in history] == [1] and np.isfinite(history[0].value)
+    assert 0.0 <= run.data.metrics["d_acc_real"] <= 1.0
+
+    artifacts = artifact_paths(client, run_id)
+    assert {"config.yaml", "loss_curve.png", "discriminator.weights.h5"} <= artifacts
+    assert any(p.startswith("images/samples") and p.endswith(".png") for p in artifacts)  # log_image, step 1
+    assert len([p for p in artifacts if p.startswith("samples/")]) == 100
+    assert (out / "grids" / "epoch_0001.png").is_file() and (out / "generator.keras").is_file()
+    logged_models = mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'", output_format="list"
+    )
+    assert [m.name for m in logged_models] == ["generator"]
+
+
+@pytest.mark.parametrize("model", ["mlp", "cgan"])
+def test_generate_from_run(runs, mlflow_uri, tmp_path, model):
+    run_id, _ = runs[model, "bce"]
+    cfg = GenerateConfig(run_id=run_id, n=25, out=str(tmp_path / "a"), seed=3, tracking_uri=mlflow_uri)
+    npz = generate(cfg)
+    with np.load(npz) as data:
+        images = data["images"]
+        assert images.shape == (25, 28, 28) and images.dtype == np.uint8
+        assert images.max() > images.min()
+        if model == "cgan":
+            assert np.bincount(data["labels"]).tolist() == [3, 3, 3, 3, 3, 2, 2, 2, 2, 2]
+        else:
+            assert "labels" not in data.files
+    assert (tmp_path / "a" / "grid.png").is_file()
+
+    again = generate(GenerateConfig(run_id=run_id, n=25, out=str(tmp_path / "b"), seed=3, tracking_uri=mlflow_uri))
+    other = generate(GenerateConfig(run_id=run_id, n=25, out=str(tmp_path / "c"), seed=4, tracking_uri=mlflow_uri))
+    assert again.read_bytes() == npz.read_bytes()
+    assert (tmp_path / "b" / "grid.png").read_bytes() == (tmp_path / "a" / "grid.png").read_bytes()
+    assert other.read_bytes() != npz.read_bytes()
+
+
+def test_generate_requested_labels(runs, mlflow_uri, tmp_path):
+    run_id, _ = runs["cgan", "lsgan"]
+    npz = generate(GenerateConfig(run_id=run_id, n=12, out=str(tmp_path), labels=[7], tracking_uri=mlflow_uri))
+    with np.load(npz) as data:
+        assert data["labels"].tolist() == [7] * 12
+
+
+def test_generate_bad_requests(runs, mlflow_uri, capsys):
+    mlp_run, _ = runs["mlp", "bce"]
+    cgan_run, _ = runs["cgan", "bce"]
+    cases = [
+        ([f"run_id={mlp_run}", "n=0"], "n must be >= 1, got 0"),
+        (["n=5"], "run_id=<MLflow run id> is required"),
+        ([f"run_id={mlp_run}", "n=lots"], "could not be converted to Integer"),
+        ([f"run_id={mlp_run}", "colour=red"], "Key 'colour' not in 'GenerateConfig'"),
+        (["run_id=0123456789abcdef", f"tracking_uri={mlflow_uri}"], "no MLflow run '0123456789abcdef'"),
+        ([f"run_id={mlp_run}", "labels=[7]", f"tracking_uri={mlflow_uri}"], "labels= needs a cgan run"),
+        ([f"run_id={cgan_run}", "labels=[12]", f"tracking_uri={mlflow_uri}"], r"labels must lie in 0..9"),
+    ]
+    for argv, message in cases:
+        assert generate_main(argv) == 2
+        assert message in capsys.readouterr().err, argv
+
+
+def test_crash_marks_run_failed(tiny_train_cfg, mlflow_uri, tmp_path, monkeypatch):
+    def explode(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(trainer, "_save_results", explode)
+    with pytest.raises(RuntimeError, match="disk full"):
+        train(tiny_train_cfg("model=mlp", "mlflow.experiment=crash"), output_dir=tmp_path)
+    runs = MlflowClient(mlflow_uri).search_runs([mlflow.get_experiment_by_name("crash").experiment_id])
+    assert [r.info.status for r in runs] == ["FAILED"]
+
+
+def test_step_cap_inside_a_later_epoch_is_exact(tiny_train_cfg, mlflow_uri, tmp_path):
+    # 10,000 images / batch 1000 = 10 steps per epoch; the cap of 23 falls inside epoch 3.
+    cfg = tiny_train_cfg(
+        "model=mlp", "train.batch_size=1000", "train.epochs=5", "train.max_steps=23",
+        "train.steps_per_execution=4", "train.save_interval=2", "mlflow.experiment=cap",
+    )
+    run = MlflowClient(mlflow_uri).get_run(train(cfg, output_dir=tmp_path))
+    assert run.data.metrics["train_steps"] == 23
+    assert [m.step for m in MlflowClient(mlflow_uri).get_metric_history(run.info.run_id, "g_loss")] == [1, 2, 3]
+    assert sorted(p.name for p in (tmp_path / "grids").iterdir()) == [f"epoch_000{e}.png" for e in (1, 2, 3)]
+
+
+def test_grid_epochs():
+    assert grid_epochs(3, 5) == {1, 2, 3}
+    assert grid_epochs(22, 5) == {1, 2, 3, 4, 5, 10, 15, 20, 22}
+
+
+def test_cli_sweep_runs_are_grouped(mnist_dir, tmp_path):
+    """``python -m gan_lab -m optimizer.lr=...``: one MLflow run per job, tagged with the sweep."""
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "gan_lab", "-m", "optimizer.lr=1e-4,5e-4", "model=mlp", "data.split=test",
+            "train.epochs=1", "train.max_steps=2", "train.batch_size=32", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        env={**__import__("os").environ, "GAN_LAB_DATA_DIR": str(mnist_dir), "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "d_loss:" in result.stdout  # per-epoch losses printed
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")  # default store: the launch directory
+    runs = client.search_runs([client.get_experiment_by_name("gan_lab").experiment_id])
+    by_job = {r.data.tags["sweep_job"]: r for r in runs}
+    assert sorted(by_job) == ["0", "1"]
+    assert {r.data.tags["sweep"] for r in runs} == {str(tmp_path / "sweep")}
+    assert [by_job[j].data.params["optimizer.discriminator.lr"] for j in "01"] == ["0.0001", "0.0005"]
+    assert all(r.info.status == "FINISHED" for r in runs)
