@@ -7,10 +7,13 @@ before TensorFlow or MLflow is imported. This module must stay free of heavy imp
 
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
 class Noise(Enum):
@@ -104,6 +107,20 @@ class TrainConfig:
 
 
 @dataclass
+class JudgeConfig:
+    enabled: bool = MISSING
+    epochs: int = MISSING
+    batch_size: int = MISSING
+    holdout: float = MISSING  # share held out when the data has one split only (data.split=test)
+    seed: int = MISSING
+    k: int = MISSING  # neighbours of the precision/recall manifolds
+    samples: int = MISSING  # generated images judged per evaluation
+    every: int = MISSING  # evaluate every N epochs (and after the last)
+    cache_dir: str = MISSING
+    experiment: str = MISSING
+
+
+@dataclass
 class MLflowConfig:
     tracking_uri: Optional[str] = None  # None: sqlite file mlflow.db in the launch directory
     experiment: str = MISSING
@@ -116,6 +133,7 @@ class Config:
     optimizer: Any = MISSING
     data: DataConfig = MISSING
     train: TrainConfig = field(default_factory=TrainConfig)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
     mlflow: MLflowConfig = field(default_factory=MLflowConfig)
     seed: int = MISSING
 
@@ -135,3 +153,11 @@ def register_configs() -> None:
 
 
 register_configs()
+
+
+def compose_config(overrides: list[str]) -> DictConfig:
+    """The config ``python -m gan_lab <overrides>`` would train with (Hydra's compose API)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=overrides)

@@ -31,17 +31,65 @@ def label_grid(images: np.ndarray, labels: np.ndarray, cols: int = 10) -> np.nda
 
 
 def save_png(picture: np.ndarray, path: Path) -> None:
-    """Write a uint8 grayscale picture as PNG (byte-identical for identical pixels)."""
+    """Write a uint8 picture (grayscale H x W or RGB H x W x 3) as PNG, byte-identical for identical pixels."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(picture, mode="L").save(path, format="PNG")
+    Image.fromarray(picture).save(path, format="PNG")
 
 
-def save_loss_curve(history: dict[str, list[float]], path: Path) -> None:
-    """Write a PNG of per-epoch D/G losses (left) and D accuracies (right)."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _rgb(fig) -> np.ndarray:
+    """Render a matplotlib figure to an RGB uint8 array and close it."""
+    fig.canvas.draw()
+    picture = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    _pyplot().close(fig)
+    return picture
+
+
+def histogram_figure(counts: list[int], real_counts: list[int] | None = None) -> np.ndarray:
+    """Bar chart of the share of samples the judge assigns to each digit, real shares beside."""
+    plt = _pyplot()
+    digits = np.arange(len(counts))
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    ax.bar(digits, np.asarray(counts) / max(sum(counts), 1), color="tab:blue", label=f"generated (n={sum(counts)})")
+    if real_counts is not None:
+        share = np.asarray(real_counts) / max(sum(real_counts), 1)
+        ax.scatter(digits, share, color="black", marker="_", s=400, zorder=3, label="real held-out")
+    ax.axhline(1 / len(counts), color="gray", linestyle=":", linewidth=1)
+    ax.set(xticks=digits, xlabel="digit predicted by the judge", ylabel="share of samples", title="Label histogram")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _rgb(fig)
+
+
+def confusion_figure(confusion: list[list[int]]) -> np.ndarray:
+    """Heatmap of requested digit (rows) against the judge's prediction (columns), row-normalised."""
+    plt = _pyplot()
+    matrix = np.asarray(confusion, dtype=float)
+    rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(5, 4.5), dpi=100)
+    image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    for (row, col), rate in np.ndenumerate(rates):
+        if rate >= 0.01:
+            ax.text(col, row, f"{rate:.2f}", ha="center", va="center", fontsize=6,
+                    color="white" if rate > 0.5 else "black")
+    digits = np.arange(len(matrix))
+    ax.set(xticks=digits, yticks=digits, xlabel="judged as", ylabel="asked for", title="Conditional confusion")
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    return _rgb(fig)
+
+
+def save_loss_curve(history: dict[str, list[float]], path: Path) -> None:
+    """Write a PNG of per-epoch D/G losses (left) and D accuracies (right)."""
+    plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
     epochs = np.arange(1, len(history["d_loss"]) + 1)

@@ -9,11 +9,12 @@ import keras
 import mlflow
 import numpy as np
 import tensorflow as tf
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from gan_lab import figures, tracking
 from gan_lab.config import Noise
 from gan_lab.data import load_mnist
+from gan_lab.judge import Judge, get_judge, judge_generator, log_judgement
 from gan_lab.losses import LOSSES, GANLoss
 from gan_lab.models import build_models, generate_images, is_conditional, sample_noise
 from gan_lab.optimizers import build_optimizer
@@ -98,6 +99,11 @@ def grid_epochs(epochs: int, save_interval: int) -> set[int]:
     return {e for e in range(1, epochs + 1) if e <= 5 or e % save_interval == 0 or e == epochs}
 
 
+def judge_epochs(epochs: int, every: int) -> set[int]:
+    """Epochs (1-based) after which the judge scores the generator: every ``every``-th and the last."""
+    return {e for e in range(1, epochs + 1) if e % every == 0 or e == epochs}
+
+
 def grid_inputs(model_cfg: DictConfig, seed: int):
     """Fixed generator inputs for the sample grids (cgan: labels 0..9, ten of each)."""
     noise = sample_noise(np.random.default_rng(seed), GRID_SIZE, model_cfg.latent_dim, model_cfg.noise)
@@ -108,15 +114,20 @@ def grid_inputs(model_cfg: DictConfig, seed: int):
 
 
 class RunRecorder(keras.callbacks.Callback):
-    """Per epoch: metrics to MLflow (step = epoch) and history; sample grids at ``grid_at`` epochs."""
+    """Per epoch: metrics to MLflow (step = epoch) and history; sample grids at ``grid_at`` epochs;
+    the judge's metrics at ``judge_at`` epochs (and at the last epoch, also when a step cap ends early)."""
 
-    def __init__(self, out_dir: Path, fixed_inputs, grid_at: set[int], last_epoch: int, total_steps: int):
+    def __init__(self, cfg: DictConfig, out_dir: Path, fixed_inputs, epochs: int, total_steps: int,
+                 judge: Judge | None):
         super().__init__()
+        self.cfg = cfg
         self.out_dir = out_dir
         self.fixed_inputs = fixed_inputs
-        self.grid_at = grid_at
-        self.last_epoch = last_epoch
+        self.grid_at = grid_epochs(epochs, cfg.train.save_interval)
+        self.judge_at = judge_epochs(epochs, cfg.judge.every)
+        self.last_epoch = epochs
         self.total_steps = total_steps
+        self.judge = judge
         self.history: dict[str, list[float]] = {name: [] for name in METRICS}
 
     def on_train_batch_end(self, batch, logs=None):
@@ -129,8 +140,18 @@ class RunRecorder(keras.callbacks.Callback):
         for name, value in values.items():
             self.history[name].append(value)
         mlflow.log_metrics(values, step=epoch)
-        if epoch in self.grid_at or epoch == self.last_epoch or self.model.stop_training:
+        last = epoch == self.last_epoch or self.model.stop_training
+        if epoch in self.grid_at or last:
             self.save_grid(epoch)
+        if self.judge is not None and (epoch in self.judge_at or last):
+            self.run_judge(epoch)
+
+    def run_judge(self, epoch: int) -> None:
+        result = judge_generator(self.judge, self.model.generator, self.cfg.model, self.cfg.judge.samples, self.cfg.seed)
+        log_judgement(mlflow.active_run().info.run_id, self.judge, result, step=epoch)
+        real = self.judge.info["real"]
+        shown = [name for name in ("score", "fid", "precision", "recall", "cond_acc") if name in result]
+        print(f"judge @ epoch {epoch}: " + ", ".join(f"{n} {result[n]:.3g} (real {real[n]:.3g})" for n in shown))
 
     def save_grid(self, epoch: int) -> None:
         noise, labels = self.fixed_inputs
@@ -158,12 +179,14 @@ def train(cfg: DictConfig, output_dir: str | Path | None = None, tags: dict[str,
     """
     out_dir = Path(output_dir or f"outputs/{time.strftime('%Y-%m-%d/%H-%M-%S')}_{cfg.model.name}-{cfg.loss.name}")
     train_cfg = cfg.train
-    for key in ("epochs", "batch_size", "save_interval", "steps_per_execution"):
-        if train_cfg[key] < 1:
-            raise ValueError(f"train.{key} must be >= 1, got {train_cfg[key]}")
+    for key in ("train.epochs", "train.batch_size", "train.save_interval", "train.steps_per_execution",
+                "judge.every", "judge.samples", "judge.epochs", "judge.k"):
+        if OmegaConf.select(cfg, key) < 1:
+            raise ValueError(f"{key} must be >= 1, got {OmegaConf.select(cfg, key)}")
     if train_cfg.max_steps is not None and train_cfg.max_steps < 1:
         raise ValueError(f"train.max_steps must be >= 1 or null, got {train_cfg.max_steps}")
 
+    judge = get_judge(cfg) if cfg.judge.enabled else None
     keras.utils.set_random_seed(cfg.seed)
     images, labels = load_mnist(cfg.data.path, cfg.data.split, cfg.data.verify)
     steps_per_epoch = len(images) // train_cfg.batch_size
@@ -187,9 +210,12 @@ def train(cfg: DictConfig, output_dir: str | Path | None = None, tags: dict[str,
         steps_per_execution=steps_per_execution,
     )
     fixed_inputs = grid_inputs(cfg.model, cfg.seed)
-    recorder = RunRecorder(out_dir, fixed_inputs, grid_epochs(epochs, train_cfg.save_interval), epochs, total_steps)
+    recorder = RunRecorder(cfg, out_dir, fixed_inputs, epochs, total_steps, judge)
 
-    with tracking.training_run(cfg, {"output_dir": str(out_dir.resolve()), **(tags or {})}) as run:
+    run_tags = {"output_dir": str(out_dir.resolve()), **(tags or {})}
+    if judge is not None:
+        run_tags |= {"judge_key": judge.info["key"], "judge_run_id": judge.info["mlflow_run_id"]}
+    with tracking.training_run(cfg, run_tags) as run:
         print(f"MLflow run {run.info.run_id} ({run.info.run_name}) in {mlflow.get_tracking_uri()}; files in {out_dir}")
         gan.fit(dataset, epochs=epochs, callbacks=[recorder], shuffle=False, verbose=1 if sys.stdout.isatty() else 2)
         mlflow.log_metric("train_steps", gan.train_steps)

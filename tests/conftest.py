@@ -4,12 +4,10 @@ import os
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 
-import gan_lab.config  # noqa: F401  (registers the schemas)
+from gan_lab.config import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF_DIR = ROOT / "conf"
 
 
 @pytest.fixture(scope="session")
@@ -28,11 +26,7 @@ def mnist_dir() -> Path:
 def compose_cfg():
     """``compose_cfg("model=mlp", ...)`` -> the composed config, as ``python -m gan_lab`` would see it."""
 
-    def _compose(*overrides: str):
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            return compose(config_name="config", overrides=list(overrides))
-
-    return _compose
+    return lambda *overrides: compose_config(list(overrides))
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +36,13 @@ def mlflow_uri(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
-def tiny_train_cfg(compose_cfg, mnist_dir, mlflow_uri):
+def judge_overrides(tmp_path_factory) -> list[str]:
+    """A quick judge (2 epochs on 6,000 test images), cached for the session, scoring 300 samples."""
+    return [f"judge.cache_dir={tmp_path_factory.mktemp('judges')}", "judge.epochs=2", "judge.samples=300"]
+
+
+@pytest.fixture(scope="session")
+def tiny_train_cfg(compose_cfg, mnist_dir, mlflow_uri, judge_overrides):
     """A few steps of training on the real test split into the temporary store."""
 
     def _cfg(*overrides: str):
@@ -55,6 +55,7 @@ def tiny_train_cfg(compose_cfg, mnist_dir, mlflow_uri):
             "train.steps_per_execution=2",
             f"mlflow.tracking_uri={mlflow_uri}",
             "mlflow.experiment=tests",
+            *judge_overrides,
             *overrides,
         )
 

@@ -136,12 +136,13 @@ def test_grid_epochs():
     assert grid_epochs(22, 5) == {1, 2, 3, 4, 5, 10, 15, 20, 22}
 
 
-def test_cli_sweep_runs_are_grouped(mnist_dir, tmp_path):
+def test_cli_sweep_runs_are_grouped(mnist_dir, judge_overrides, tmp_path):
     """``python -m gan_lab -m optimizer.lr=...``: one MLflow run per job, tagged with the sweep."""
     result = subprocess.run(
         [
             sys.executable, "-m", "gan_lab", "-m", "optimizer.lr=1e-4,5e-4", "model=mlp", "data.split=test",
             "train.epochs=1", "train.max_steps=2", "train.batch_size=32", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+            *judge_overrides,
         ],
         cwd=tmp_path, capture_output=True, text=True, timeout=600,
         env={**__import__("os").environ, "GAN_LAB_DATA_DIR": str(mnist_dir), "PYTHONPATH": str(ROOT)},

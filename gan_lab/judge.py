@@ -1,0 +1,226 @@
+"""The judge: an MNIST classifier that scores generated digits, and its real-data ceilings.
+
+A small CNN (two Conv2D with MaxPooling, Flatten, two Dense, softmax) trained by gan_lab on the
+configured data and cached on disk under a key of its architecture, data and settings. Its
+penultimate layer gives the features for the Fréchet distance and precision/recall.
+
+Data: with ``data.split=train`` the judge trains on the train split and holds out the test
+split; with ``data.split=test`` it trains on a ``1 - judge.holdout`` share and holds out the
+rest. The held-out images are halved: one half is the real *reference* that samples are
+compared with, the other is judged like a sample set to give the real-data ceilings.
+
+``python -m gan_lab.judge [overrides]`` trains (or loads) the judge and prints its figures.
+"""
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import mlflow
+import numpy as np
+from mlflow import MlflowClient
+from omegaconf import DictConfig, OmegaConf
+
+from gan_lab import figures, tracking
+from gan_lab.config import Split
+from gan_lab.data import load_mnist, scale_images
+from gan_lab.metrics import sample_metrics
+from gan_lab.models import generate_images, is_conditional, sample_noise
+
+ARCHITECTURE = "conv32x3-maxpool-conv64x3-maxpool-flatten-dense128-dense10-softmax/v1"
+SCALARS = ("score", "fid", "precision", "recall", "confidence", "min_share", "max_share", "kl_uniform", "cond_acc")
+JUDGE_KEY_TAG = "gan_lab.judge_key"
+
+
+def build_classifier() -> keras.Model:
+    """image in [-1, 1] -> (class probabilities, 128 penultimate features)."""
+    image = keras.Input((28, 28, 1), name="image")
+    h = keras.layers.Conv2D(32, 3, activation="relu")(image)
+    h = keras.layers.MaxPooling2D()(h)
+    h = keras.layers.Conv2D(64, 3, activation="relu")(h)
+    h = keras.layers.MaxPooling2D()(h)
+    h = keras.layers.Flatten()(h)
+    features = keras.layers.Dense(128, activation="relu", name="features")(h)
+    probs = keras.layers.Dense(10, activation="softmax", name="probs")(features)
+    return keras.Model(image, [probs, features], name="judge")
+
+
+@dataclass
+class Judge:
+    model: keras.Model  # image -> (probs, features)
+    reference: np.ndarray  # features of the real reference images
+    info: dict  # key, settings, accuracies, real-data ceilings ("real": {...}), MLflow run id
+
+    def outputs(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(probs, features) of uint8 (N, 28, 28) images, or float (N, 28, 28, 1) in [-1, 1]."""
+        x = scale_images(images) if images.dtype == np.uint8 else images
+        probs, features = self.model.predict(x, batch_size=1000, verbose=0)
+        return probs, features
+
+    def evaluate(self, images: np.ndarray, requested: np.ndarray | None = None) -> dict:
+        """All metrics of a sample set; ``requested``: the labels a conditional generator was given."""
+        probs, features = self.outputs(images)
+        return sample_metrics(probs, features, self.reference, requested, k=self.info["k"])
+
+    @property
+    def ceilings(self) -> dict[str, float]:
+        """The real-data figures under ``real_<metric>`` names."""
+        return {f"real_{name}": value for name, value in self.info["real"].items() if name in SCALARS}
+
+
+def _fingerprint(*arrays: np.ndarray) -> str:
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def judge_data(data_cfg: DictConfig, holdout: float, seed: int):
+    """((fit images, labels), (held-out images, labels)) for the judge, as described above."""
+    images, labels = load_mnist(data_cfg.path, data_cfg.split, data_cfg.verify)
+    if data_cfg.split == Split.train:
+        return (images, labels), load_mnist(data_cfg.path, Split.test, data_cfg.verify)
+    if not 0 < holdout < 1:
+        raise ValueError(f"judge.holdout must lie strictly between 0 and 1, got {holdout}")
+    order = np.random.default_rng(seed).permutation(len(images))
+    held, fit = order[: round(len(images) * holdout)], order[round(len(images) * holdout) :]
+    return (images[fit], labels[fit]), (images[held], labels[held])
+
+
+def judge_key(judge_cfg: DictConfig, fit, held) -> str:
+    settings = {k: judge_cfg[k] for k in ("epochs", "batch_size", "holdout", "seed", "k")}
+    spec = {"architecture": ARCHITECTURE, **settings, "fit": _fingerprint(*fit), "held": _fingerprint(*held)}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _accuracy(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> float:
+    probs, _ = model.predict(images, batch_size=1000, verbose=0)
+    return float((probs.argmax(axis=1) == labels).mean())
+
+
+def train_judge(judge_cfg: DictConfig, fit, held, key: str) -> Judge:
+    """Train the classifier and compute the real-data reference and ceilings."""
+    keras.utils.set_random_seed(judge_cfg.seed)
+    model = build_classifier()
+    trainable = keras.Model(model.input, model.output[0])
+    trainable.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    print(f"Training the judge {key} on {len(fit[0])} images, {len(held[0])} held out")
+    trainable.fit(*fit, epochs=judge_cfg.epochs, batch_size=judge_cfg.batch_size, shuffle=True,
+                  verbose=1 if sys.stdout.isatty() else 2)
+
+    held_x, held_y = held
+    ceiling_x, ceiling_y, reference_x = held_x[0::2], held_y[0::2], held_x[1::2]
+    judge = Judge(model, reference=model.predict(reference_x, batch_size=1000, verbose=0)[1], info={})
+    judge.info = {
+        "key": key,
+        "architecture": ARCHITECTURE,
+        **{k: judge_cfg[k] for k in ("epochs", "batch_size", "holdout", "seed", "k")},
+        "n_fit": len(fit[0]),
+        "n_holdout": len(held_x),
+        "fit_accuracy": _accuracy(model, *fit),
+        "holdout_accuracy": _accuracy(model, held_x, held_y),
+    }
+    judge.info["real"] = judge.evaluate(ceiling_x, requested=ceiling_y)
+    return judge
+
+
+def _save(judge: Judge, folder: Path) -> None:
+    """Write the judge atomically: a temporary folder renamed into place."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
+    judge.model.save(staging / "judge.keras")
+    np.save(staging / "reference.npy", judge.reference)
+    (staging / "judge.json").write_text(json.dumps(judge.info, indent=2))
+    os.replace(staging, folder)
+
+
+def _load(folder: Path) -> Judge:
+    return Judge(
+        model=keras.saving.load_model(folder / "judge.keras"),
+        reference=np.load(folder / "reference.npy"),
+        info=json.loads((folder / "judge.json").read_text()),
+    )
+
+
+def get_judge(cfg: DictConfig) -> Judge:
+    """The judge for ``cfg.data`` and ``cfg.judge``: from the cache, else trained and cached.
+
+    Either way it is logged once to the MLflow store of ``cfg.mlflow``; its run id is in
+    ``judge.info["mlflow_run_id"]``.
+    """
+    fit, held = judge_data(cfg.data, cfg.judge.holdout, cfg.judge.seed)
+    key = judge_key(cfg.judge, fit, held)
+    folder = Path(cfg.judge.cache_dir).expanduser() / key
+    if (folder / "judge.json").is_file():
+        judge = _load(folder)
+    else:
+        judge = train_judge(cfg.judge, fit, held, key)
+        _save(judge, folder)
+    judge.info["mlflow_run_id"] = _log_once(judge, cfg)
+    return judge
+
+
+def _log_once(judge: Judge, cfg: DictConfig) -> str:
+    """The MLflow run holding this judge in the configured store, created on first use."""
+    experiment_id = tracking.use_experiment(tracking.tracking_uri(cfg.mlflow.tracking_uri), cfg.judge.experiment)
+    key = judge.info["key"]
+    found = MlflowClient().search_runs([experiment_id], f"tags.`{JUDGE_KEY_TAG}` = '{key}'", max_results=1)
+    if found:
+        return found[0].info.run_id
+    info = judge.info
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"judge-{key[:8]}",
+                          tags={tracking.RUN_KIND_TAG: "judge", JUDGE_KEY_TAG: key}) as run:
+        mlflow.log_params({k: info[k] for k in ("architecture", "epochs", "batch_size", "holdout", "seed", "k",
+                                                 "n_fit", "n_holdout")})
+        mlflow.log_params({f"data.{k}": v for k, v in tracking.flatten(cfg.data).items()})
+        mlflow.log_metrics({"fit_accuracy": info["fit_accuracy"], "holdout_accuracy": info["holdout_accuracy"],
+                            **judge.ceilings})
+        mlflow.log_dict(info, "judge.json")
+        mlflow.log_image(figures.histogram_figure(info["real"]["counts"]), "real_label_histogram.png")
+        mlflow.keras.log_model(judge.model, name="judge", pip_requirements=[f"keras=={keras.__version__}"])
+        return run.info.run_id
+
+
+def judge_generator(judge: Judge, generator: keras.Model, model_cfg: DictConfig, n: int, seed: int = 0) -> dict:
+    """Generate ``n`` samples (fixed ``seed``; conditional: balanced labels) and judge them."""
+    noise = sample_noise(np.random.default_rng(seed), n, model_cfg.latent_dim, model_cfg.noise)
+    labels = np.resize(np.arange(model_cfg.num_classes, dtype=np.int32), n) if is_conditional(model_cfg) else None
+    return judge.evaluate(generate_images(generator, noise, labels), requested=labels)
+
+
+def log_judgement(run_id: str, judge: Judge, result: dict, step: int) -> None:
+    """Metrics (with their real_ ceilings), histogram and confusion figures, and the full dict, into a run."""
+    client = MlflowClient()
+    scalars = {name: result[name] for name in SCALARS if name in result}
+    ceilings = {name: value for name, value in judge.ceilings.items() if name.removeprefix("real_") in scalars}
+    for name, value in {**scalars, **ceilings}.items():
+        client.log_metric(run_id, name, value, step=step)
+    real = judge.info["real"]
+    client.log_image(run_id, figures.histogram_figure(result["counts"], real["counts"]), key="label_histogram", step=step)
+    if "confusion" in result:
+        client.log_image(run_id, figures.confusion_figure(result["confusion"]), key="confusion_matrix", step=step)
+    client.log_dict(run_id, {**result, **ceilings, "step": step, "judge": judge.info["key"]}, f"judge/step_{step:04d}.json")
+
+
+def summary(judge: Judge) -> dict:
+    """What ``python -m gan_lab.judge`` prints."""
+    info = judge.info
+    return {k: info[k] for k in ("key", "n_fit", "n_holdout", "fit_accuracy", "holdout_accuracy", "mlflow_run_id")} | {
+        **judge.ceilings, "real_counts": info["real"]["counts"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from gan_lab.config import compose_config
+
+    cfg = compose_config(sys.argv[1:] if argv is None else argv)
+    print(json.dumps(summary(get_judge(cfg)), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

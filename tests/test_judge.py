@@ -1,0 +1,128 @@
+"""The judge: accuracy on held-out real digits, caching, MLflow records, and the evaluate command."""
+
+import json
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from gan_lab import judge as judge_module
+from gan_lab.config import Split
+from gan_lab.data import load_mnist
+from gan_lab.evaluate import main as evaluate_main
+from gan_lab.figures import to_uint8
+from gan_lab.generate import GenerateConfig, generate
+from gan_lab.judge import get_judge, judge_data, judge_key
+from gan_lab.trainer import train
+
+SCALARS = {"score", "fid", "precision", "recall", "confidence", "min_share", "max_share", "kl_uniform"}
+
+
+@pytest.fixture(scope="module")
+def judge_cfg(tiny_train_cfg):
+    return tiny_train_cfg()
+
+
+@pytest.fixture(scope="module")
+def judge(judge_cfg):
+    return get_judge(judge_cfg)
+
+
+def test_judge_is_far_above_chance_on_held_out_digits(judge):
+    assert judge.info["n_fit"] == 6000 and judge.info["n_holdout"] == 4000
+    assert judge.info["holdout_accuracy"] >= 0.93  # chance is 0.10
+    assert judge.info["real"]["cond_acc"] >= 0.93
+    assert judge.ceilings["real_score"] > 7.5  # confident and balanced on real digits (10 at most)
+
+
+def test_real_digits_judged_against_the_reference(judge, mnist_dir):
+    images, labels = load_mnist(str(mnist_dir), Split.test)
+    real = judge.evaluate(to_uint8(images[:2000]), requested=labels[:2000])
+    assert real["cond_acc"] > 0.93 and real["score"] > 7.5
+    assert real["precision"] > 0.8 and real["recall"] > 0.8
+    noise = np.random.default_rng(0).integers(0, 256, (2000, 28, 28), dtype=np.uint8)
+    judged_noise = judge.evaluate(noise)
+    assert judged_noise["fid"] > 10 * real["fid"] and judged_noise["precision"] < 0.5 * real["precision"]
+
+
+def test_judge_is_cached_and_logged_once(judge, judge_cfg, mlflow_uri, monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError("the cached judge was retrained")
+
+    monkeypatch.setattr(judge_module, "train_judge", no_training)
+    again = get_judge(judge_cfg)
+    assert again.info["key"] == judge.info["key"]
+    assert again.info["mlflow_run_id"] == judge.info["mlflow_run_id"]
+    np.testing.assert_array_equal(again.reference, judge.reference)
+    run = MlflowClient(mlflow_uri).get_run(judge.info["mlflow_run_id"])
+    assert run.data.tags["gan_lab.kind"] == "judge"
+    assert run.data.metrics["holdout_accuracy"] == pytest.approx(judge.info["holdout_accuracy"])
+    assert {f"real_{name}" for name in SCALARS} <= set(run.data.metrics)
+
+
+def test_changed_settings_change_the_key(judge_cfg):
+    fit, held = judge_data(judge_cfg.data, judge_cfg.judge.holdout, judge_cfg.judge.seed)
+    key = judge_key(judge_cfg.judge, fit, held)
+    changed = judge_cfg.copy()
+    changed.judge.epochs = 3
+    assert judge_key(changed.judge, fit, held) != key
+    fit2, held2 = judge_data(judge_cfg.data, judge_cfg.judge.holdout, seed=1)
+    assert judge_key(judge_cfg.judge, fit2, held2) != key
+
+
+@pytest.fixture(scope="module")
+def trained_runs(tiny_train_cfg, tmp_path_factory):
+    return {
+        model: train(tiny_train_cfg(f"model={model}", "mlflow.experiment=judged"), output_dir=tmp_path_factory.mktemp(model))
+        for model in ("dcgan", "cgan")
+    }
+
+
+@pytest.mark.parametrize("model", ["dcgan", "cgan"])
+def test_training_run_logs_judge_metrics_and_figures(trained_runs, mlflow_uri, model):
+    client = MlflowClient(mlflow_uri)
+    run = client.get_run(trained_runs[model])
+    expected = SCALARS | {f"real_{name}" for name in SCALARS}
+    if model == "cgan":
+        expected |= {"cond_acc", "real_cond_acc"}
+    assert expected <= set(run.data.metrics)
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "score")] == [1]
+    images = [a.path for a in client.list_artifacts(run.info.run_id, "images")]
+    assert any(p.startswith("images/label_histogram") for p in images)
+    assert any(p.startswith("images/confusion_matrix") for p in images) == (model == "cgan")
+    record = json.loads(open(client.download_artifacts(run.info.run_id, "judge/step_0001.json")).read())
+    assert sum(record["counts"]) == 300 and record["real_score"] == run.data.metrics["real_score"]
+    assert ("confusion" in record) == (model == "cgan")
+    assert run.data.tags["judge_run_id"]
+
+
+def test_evaluate_run_logs_into_it(trained_runs, mlflow_uri, judge_overrides, capsys):
+    run_id = trained_runs["cgan"]
+    assert evaluate_main([f"run_id={run_id}", "n=200", f"mlflow.tracking_uri={mlflow_uri}", *judge_overrides]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert 0 <= printed["cond_acc"] <= 1 and sum(printed["counts"]) == 200 and "real_fid" in printed
+    history = MlflowClient(mlflow_uri).get_metric_history(run_id, "cond_acc")
+    assert [m.step for m in history] == [1, 1] and history[-1].value == pytest.approx(printed["cond_acc"])
+
+
+def test_evaluate_exported_samples(trained_runs, mlflow_uri, judge_overrides, mnist_dir, tmp_path, capsys):
+    npz = generate(GenerateConfig(run_id=trained_runs["cgan"], n=100, out=str(tmp_path), tracking_uri=mlflow_uri))
+    args = [f"images={npz}", f"data.path={mnist_dir}", "data.split=test", f"mlflow.tracking_uri={mlflow_uri}"]
+    assert evaluate_main([*args, *judge_overrides]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert SCALARS | {"cond_acc", "real_score", "real_cond_acc"} <= set(printed)
+    assert sum(printed["counts"]) == 100
+
+
+def test_evaluate_bad_input(tmp_path, capsys):
+    np.savez(tmp_path / "floats.npz", images=np.zeros((3, 28, 28), np.float32))
+    cases = [
+        ([], "give exactly one of run_id=<MLflow run id> or images=<file.npz>"),
+        (["images=a.npz", "run_id=b"], "give exactly one of"),
+        ([f"images={tmp_path / 'missing.npz'}"], "not a samples .npz with an 'images' array"),
+        ([f"images={tmp_path / 'floats.npz'}"], "'images' must be uint8 N x 28 x 28, got float32 (3, 28, 28)"),
+        (["images=x.npz", "n=0"], "n must be >= 1"),
+    ]
+    for argv, message in cases:
+        assert evaluate_main(argv) == 2
+        assert message in capsys.readouterr().err, argv
