@@ -7,7 +7,7 @@ MLFLOW_DB ?= $(CURDIR)/mlflow.db
 PORT ?= 5000
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all train ui clean
+.PHONY: help install test test-all train ui bench clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ train: ## Train with the default config; pass overrides as ARGS="model=mlp loss=
 
 ui: ## Start the MLflow UI on 127.0.0.1 (PORT=5000) over ./mlflow.db
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(MLFLOW_DB) --host 127.0.0.1 --port $(PORT)
+
+bench: ## Benchmarks that print timings (judge metrics, CLI start-up)
+	$(PY) -m gan_lab.bench $(ARGS)
 
 clean: ## Remove caches and Hydra outputs (keeps mlflow.db and mlartifacts/)
 	rm -rf .pytest_cache build *.egg-info samples
