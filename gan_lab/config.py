@@ -21,6 +21,12 @@ class Noise(Enum):
     uniform = "uniform"  # U(-1, 1)
 
 
+class Precision(Enum):
+    auto = "auto"  # mixed_bfloat16 where the hardware supports it, else float32
+    float32 = "float32"
+    mixed_bfloat16 = "mixed_bfloat16"
+
+
 class Split(Enum):
     train = "train"
     test = "test"
@@ -104,6 +110,8 @@ class TrainConfig:
     max_steps: Optional[int] = None
     save_interval: int = MISSING
     steps_per_execution: int = MISSING
+    precision: Precision = MISSING
+    xla: bool = MISSING
 
 
 @dataclass

@@ -12,11 +12,11 @@ import tensorflow as tf
 from omegaconf import DictConfig, OmegaConf
 
 from gan_lab import figures, tracking
-from gan_lab.config import Noise
+from gan_lab.config import Noise, Precision
 from gan_lab.data import load_mnist
 from gan_lab.judge import Judge, get_judge, judge_generator, log_judgement
 from gan_lab.losses import LOSSES, GANLoss
-from gan_lab.models import build_models, generate_images, is_conditional, sample_noise
+from gan_lab.models import build_models, generate_images, is_conditional, sample_noise, stock_generator
 from gan_lab.optimizers import build_optimizer
 
 METRICS = ("d_loss", "g_loss", "d_acc_real", "d_acc_fake")
@@ -40,8 +40,8 @@ class GAN(keras.Model):
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.trackers = [keras.metrics.Mean(name=name) for name in METRICS]
 
-    def compile(self, g_optimizer, d_optimizer, loss: GANLoss, steps_per_execution: int = 1):
-        super().compile(steps_per_execution=steps_per_execution)
+    def compile(self, g_optimizer, d_optimizer, loss: GANLoss, steps_per_execution: int = 1, jit_compile: bool = False):
+        super().compile(steps_per_execution=steps_per_execution, jit_compile=jit_compile)
         self.g_optimizer = g_optimizer
         self.d_optimizer = d_optimizer
         self.gan_loss = loss
@@ -129,6 +129,10 @@ class RunRecorder(keras.callbacks.Callback):
         self.total_steps = total_steps
         self.judge = judge
         self.history: dict[str, list[float]] = {name: [] for name in METRICS}
+        self.train_seconds = 0.0  # training time so far, without evaluation and logging
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_start = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
         if self.model.train_steps >= self.total_steps:
@@ -136,9 +140,10 @@ class RunRecorder(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         epoch += 1
-        values = {name: float(logs[name]) for name in METRICS}
-        for name, value in values.items():
-            self.history[name].append(value)
+        self.train_seconds += time.perf_counter() - self.epoch_start
+        values = {name: float(logs[name]) for name in METRICS} | {"train_seconds": self.train_seconds}
+        for name in METRICS:
+            self.history[name].append(values[name])
         mlflow.log_metrics(values, step=epoch)
         last = epoch == self.last_epoch or self.model.stop_training
         if epoch in self.grid_at or last:
@@ -171,6 +176,45 @@ def make_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: 
     )
 
 
+def resolve_precision(precision: Precision) -> str:
+    """The Keras dtype policy for ``train.precision``; ``auto``: bfloat16 where the hardware has it."""
+    if precision != Precision.auto:
+        return precision.value
+    return "mixed_bfloat16" if bf16_supported() else "float32"
+
+
+def bf16_supported() -> bool:
+    """A GPU of compute capability >= 8.0, or a CPU with AMX-BF16 / AVX512-BF16."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0))
+        return capability >= (8, 0)
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " amx_bf16" in flags or " avx512_bf16" in flags
+
+
+def build_gan(cfg: DictConfig, steps_per_execution: int | None = None) -> GAN:
+    """The compiled GAN for ``cfg``, its layers built under the ``train.precision`` policy."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(resolve_precision(cfg.train.precision))
+    try:
+        generator, discriminator = build_models(cfg.model, fast=True)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    gan = GAN(generator, discriminator, cfg.model.latent_dim, cfg.model.noise, cfg.model.get("num_classes", 0), cfg.seed)
+    gan.compile(
+        g_optimizer=build_optimizer(cfg.optimizer.name, cfg.optimizer.generator),
+        d_optimizer=build_optimizer(cfg.optimizer.name, cfg.optimizer.discriminator),
+        loss=LOSSES.get(cfg.loss.name),
+        steps_per_execution=steps_per_execution or cfg.train.steps_per_execution,
+        jit_compile=cfg.train.xla,
+    )
+    return gan
+
+
 def train(cfg: DictConfig, output_dir: str | Path | None = None, tags: dict[str, str] | None = None) -> str:
     """Train the GAN described by ``cfg``, record it in MLflow, and return the MLflow run id.
 
@@ -201,14 +245,7 @@ def train(cfg: DictConfig, output_dir: str | Path | None = None, tags: dict[str,
     elif total_steps % steps_per_epoch:  # fused steps must end exactly at a cap inside a later epoch
         steps_per_execution = math.gcd(steps_per_execution, total_steps % steps_per_epoch)
 
-    generator, discriminator = build_models(cfg.model)
-    gan = GAN(generator, discriminator, cfg.model.latent_dim, cfg.model.noise, cfg.model.get("num_classes", 0), cfg.seed)
-    gan.compile(
-        g_optimizer=build_optimizer(cfg.optimizer.name, cfg.optimizer.generator),
-        d_optimizer=build_optimizer(cfg.optimizer.name, cfg.optimizer.discriminator),
-        loss=LOSSES.get(cfg.loss.name),
-        steps_per_execution=steps_per_execution,
-    )
+    gan = build_gan(cfg, steps_per_execution)
     fixed_inputs = grid_inputs(cfg.model, cfg.seed)
     recorder = RunRecorder(cfg, out_dir, fixed_inputs, epochs, total_steps, judge)
 
@@ -217,32 +254,36 @@ def train(cfg: DictConfig, output_dir: str | Path | None = None, tags: dict[str,
         run_tags |= {"judge_key": judge.info["key"], "judge_run_id": judge.info["mlflow_run_id"]}
     with tracking.training_run(cfg, run_tags) as run:
         print(f"MLflow run {run.info.run_id} ({run.info.run_name}) in {mlflow.get_tracking_uri()}; files in {out_dir}")
+        precision = resolve_precision(cfg.train.precision)
+        mlflow.set_tag("precision", precision)
+        print(f"Precision: {precision} (train.precision={cfg.train.precision.value})")
         gan.fit(dataset, epochs=epochs, callbacks=[recorder], shuffle=False, verbose=1 if sys.stdout.isatty() else 2)
         mlflow.log_metric("train_steps", gan.train_steps)
-        _save_results(gan, recorder, fixed_inputs, out_dir)
+        _save_results(gan, stock_generator(cfg.model, gan.generator), recorder, fixed_inputs, out_dir)
         print(f"Done: {gan.train_steps} steps. Generate samples with: python -m gan_lab.generate run_id={run.info.run_id}")
         return run.info.run_id
 
 
-def _save_results(gan: GAN, recorder: RunRecorder, fixed_inputs, out_dir: Path) -> None:
-    """Loss curve, the final samples one PNG each, generator model and discriminator weights."""
+def _save_results(gan: GAN, generator: keras.Model, recorder: RunRecorder, fixed_inputs, out_dir: Path) -> None:
+    """Loss curve, the final samples one PNG each, the (stock-layer, float32) generator model and
+    the discriminator weights."""
     figures.save_loss_curve(recorder.history, out_dir / "loss_curve.png")
     mlflow.log_artifact(str(out_dir / "loss_curve.png"))
 
     noise, labels = fixed_inputs
     final_dir = out_dir / "samples"
-    for i, image in enumerate(generate_images(gan.generator, noise, labels)):
+    for i, image in enumerate(generate_images(generator, noise, labels)):
         suffix = "" if labels is None else f"_digit{labels[i]}"
         figures.save_png(image, final_dir / f"{i:03d}{suffix}.png")
     mlflow.log_artifacts(str(final_dir), "samples")
 
-    gan.generator.save(out_dir / "generator.keras")
+    generator.save(out_dir / "generator.keras")
     gan.discriminator.save_weights(out_dir / "discriminator.weights.h5")
     mlflow.log_artifact(str(out_dir / "discriminator.weights.h5"))
     example = noise[:2] if labels is None else {"noise": noise[:2], "label": labels[:2]}
     mlflow.keras.log_model(
-        gan.generator,
+        generator,
         name="generator",
-        signature=mlflow.models.infer_signature(example, gan.generator.predict(example, verbose=0)),
+        signature=mlflow.models.infer_signature(example, generator.predict(example, verbose=0)),
         pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"],
     )
