@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import layers
 from omegaconf import DictConfig
 
@@ -19,15 +20,77 @@ from gan_lab.registry import Registry
 IMAGE_SHAPE = (28, 28, 1)
 IMAGE_PIXELS = 28 * 28
 
-ModelBuilder = Callable[[DictConfig], tuple[keras.Model, keras.Model]]
+ModelBuilder = Callable[..., tuple[keras.Model, keras.Model]]
 MODELS: Registry[ModelBuilder] = Registry("model")
 
 
-def build_models(cfg: DictConfig) -> tuple[keras.Model, keras.Model]:
-    """(generator, discriminator) for the model config ``cfg`` (the ``model`` group)."""
+@keras.saving.register_keras_serializable(package="gan_lab")
+class FusedBatchNormalization(layers.BatchNormalization):
+    """Keras' BatchNormalization (same weights, same maths) computed with TensorFlow's fused kernel.
+
+    Keras 3 dropped the fused path; on CPU (oneDNN) the fused op is ~4x faster in training.
+    Used while training; exported generators use the stock layer (see ``stock_generator``).
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        if self.axis not in (-1, len(inputs.shape) - 1) or not (self.center and self.scale):
+            return super().call(inputs, training=training, mask=mask)
+        x = inputs if len(inputs.shape) == 4 else tf.reshape(inputs, [-1, 1, 1, inputs.shape[-1]])
+        gamma, beta = tf.cast(self.gamma, tf.float32), tf.cast(self.beta, tf.float32)
+        if training:
+            y, mean, variance = tf.compat.v1.nn.fused_batch_norm(x, gamma, beta, epsilon=self.epsilon)[:3]
+            count = tf.cast(tf.size(x) // x.shape[-1], tf.float32)
+            variance = variance * (count - 1.0) / count  # the fused op's is unbiased; Keras averages the biased one
+            for moving, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
+                moving.assign(moving * self.momentum + batch * (1.0 - self.momentum))
+        else:
+            mean, variance = tf.cast(self.moving_mean, tf.float32), tf.cast(self.moving_variance, tf.float32)
+            y = tf.compat.v1.nn.fused_batch_norm(x, gamma, beta, mean, variance, self.epsilon, is_training=False)[0]
+        return y if len(inputs.shape) == 4 else tf.reshape(y, tf.shape(inputs))
+
+
+@keras.saving.register_keras_serializable(package="gan_lab")
+class FastDropout(layers.Dropout):
+    """Keras' Dropout with a cheaper mask: 16 random bits per element, two elements per 32-bit draw.
+
+    Same inverted-dropout maths (rate resolved to 1/65536); about half the cost of Keras' float
+    mask on CPU, where the discriminator's dropout was ~35% of its training time.
+    """
+
+    def call(self, inputs, training=False):
+        if not training or self.rate == 0:
+            return inputs
+        size = tf.size(inputs)
+        seed = tf.cast(self.seed_generator.next(), tf.int64)
+        bits = tf.random.stateless_uniform([(size + 1) // 2], seed, dtype=tf.uint32, minval=None, maxval=None)
+        bits = tf.reshape(tf.bitcast(bits, tf.uint16), [-1])[:size]
+        keep = tf.reshape(bits >= tf.cast(round(self.rate * 65536), tf.uint16), tf.shape(inputs))
+        return tf.where(keep, inputs * tf.cast(1.0 / (1.0 - self.rate), inputs.dtype), tf.zeros_like(inputs))
+
+
+def build_models(cfg: DictConfig, fast: bool = False) -> tuple[keras.Model, keras.Model]:
+    """(generator, discriminator) for the model config ``cfg`` (the ``model`` group).
+
+    ``fast``: use the training-speed layers (``FusedBatchNormalization``, ``FastDropout``)
+    instead of Keras' stock ones; weights and maths are the same.
+    """
     if cfg.latent_dim < 1:
         raise ValueError(f"model.latent_dim must be >= 1, got {cfg.latent_dim}")
+    if fast:
+        return MODELS.get(cfg.name)(cfg, batch_norm=FusedBatchNormalization, dropout=FastDropout)
     return MODELS.get(cfg.name)(cfg)
+
+
+def stock_generator(cfg: DictConfig, generator: keras.Model) -> keras.Model:
+    """A copy of ``generator`` made of stock Keras layers only (float32), for export."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        stock, _ = build_models(cfg)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    stock.set_weights(generator.get_weights())
+    return stock
 
 
 def is_conditional(cfg: DictConfig) -> bool:
@@ -42,7 +105,7 @@ def sample_noise(rng: np.random.Generator, n: int, latent_dim: int, noise: Noise
 
 
 @MODELS.register("mlp")
-def build_mlp(cfg: DictConfig) -> tuple[keras.Model, keras.Model]:
+def build_mlp(cfg: DictConfig, **_) -> tuple[keras.Model, keras.Model]:
     """Fully connected G (ReLU, tanh output) and D (LeakyReLU) of the CS231n GAN notebook."""
     noise = keras.Input((cfg.latent_dim,), name="noise")
     h = noise
@@ -61,7 +124,7 @@ def build_mlp(cfg: DictConfig) -> tuple[keras.Model, keras.Model]:
     return generator, discriminator
 
 
-def _conv_generator(cfg: DictConfig) -> keras.Model:
+def _conv_generator(cfg: DictConfig, batch_norm) -> keras.Model:
     """Dense 7x7xF0 -> BN -> LReLU -> ConvT F1 s1 -> BN -> LReLU -> ConvT F2 s2 -> BN -> LReLU -> ConvT 1 s2 tanh."""
     if len(cfg.generator_filters) != 3:
         raise ValueError(
@@ -76,12 +139,12 @@ def _conv_generator(cfg: DictConfig) -> keras.Model:
         embedded = layers.Embedding(cfg.num_classes, cfg.label_embedding_dim)(label)
         inputs, h = [noise, label], layers.Concatenate()([noise, embedded])
     h = layers.Dense(7 * 7 * dense_filters, use_bias=False)(h)
-    h = layers.BatchNormalization()(h)
+    h = batch_norm()(h)
     h = layers.LeakyReLU(negative_slope=cfg.leaky_slope)(h)
     h = layers.Reshape((7, 7, dense_filters))(h)
     for filters, stride in zip(conv_filters, (1, 2)):
         h = layers.Conv2DTranspose(filters, cfg.kernel_size, strides=stride, padding="same", use_bias=False)(h)
-        h = layers.BatchNormalization()(h)
+        h = batch_norm()(h)
         h = layers.LeakyReLU(negative_slope=cfg.leaky_slope)(h)
     image = layers.Conv2DTranspose(
         1, cfg.kernel_size, strides=2, padding="same", use_bias=False, activation="tanh", dtype="float32"
@@ -89,14 +152,14 @@ def _conv_generator(cfg: DictConfig) -> keras.Model:
     return keras.Model(inputs if len(inputs) > 1 else noise, image, name="generator")
 
 
-def _conv_discriminator(cfg: DictConfig) -> keras.Model:
+def _conv_discriminator(cfg: DictConfig, dropout) -> keras.Model:
     """[Conv s2 -> LReLU -> Dropout] per width -> Flatten -> Dense 1; conditional: + projection."""
     image = keras.Input(IMAGE_SHAPE, name="image")
     h = image
     for filters in cfg.discriminator_filters:
         h = layers.Conv2D(filters, cfg.kernel_size, strides=2, padding="same")(h)
         h = layers.LeakyReLU(negative_slope=cfg.leaky_slope)(h)
-        h = layers.Dropout(cfg.dropout)(h)
+        h = dropout(cfg.dropout)(h)
     features = layers.Flatten()(h)
     logit = layers.Dense(1, dtype="float32", name="logit")(features)
     if not is_conditional(cfg):
@@ -109,17 +172,21 @@ def _conv_discriminator(cfg: DictConfig) -> keras.Model:
 
 
 @MODELS.register("dcgan")
-def build_dcgan(cfg: DictConfig) -> tuple[keras.Model, keras.Model]:
+def build_dcgan(
+    cfg: DictConfig, batch_norm=layers.BatchNormalization, dropout=layers.Dropout
+) -> tuple[keras.Model, keras.Model]:
     """The TensorFlow DCGAN tutorial's generator and discriminator."""
-    return _conv_generator(cfg), _conv_discriminator(cfg)
+    return _conv_generator(cfg, batch_norm), _conv_discriminator(cfg, dropout)
 
 
 @MODELS.register("cgan")
-def build_cgan(cfg: DictConfig) -> tuple[keras.Model, keras.Model]:
+def build_cgan(
+    cfg: DictConfig, batch_norm=layers.BatchNormalization, dropout=layers.Dropout
+) -> tuple[keras.Model, keras.Model]:
     """DCGAN conditioned on the digit: label embedding joined to the noise, projection in D."""
     if not is_conditional(cfg):
         raise ValueError(f"model.num_classes must be >= 1 for cgan, got {cfg.get('num_classes')}")
-    return _conv_generator(cfg), _conv_discriminator(cfg)
+    return _conv_generator(cfg, batch_norm), _conv_discriminator(cfg, dropout)
 
 
 def generate_images(generator: keras.Model, noise: np.ndarray, labels: np.ndarray | None, batch_size: int = 1000):

@@ -89,3 +89,34 @@ def test_unknown_model_name_lists_registered(compose_cfg):
     with pytest.raises(ValueError, match=r"unknown model 'vae'; registered: cgan, dcgan, mlp"):
         build_models(compose_cfg("model.name=vae").model)
     assert MODELS.names() == ["cgan", "dcgan", "mlp"]
+
+
+def test_fast_layers_match_stock_keras(compose_cfg):
+    """Training uses FusedBatchNormalization and FastDropout: same weights and maths as Keras' layers."""
+    import keras
+    import tensorflow as tf
+
+    from gan_lab.models import FastDropout, FusedBatchNormalization, stock_generator
+
+    x = np.random.default_rng(0).normal(2.0, 3.0, size=(64, 7, 7, 16)).astype("float32")
+    for shape in [(64, 7, 7, 16), (64, 784)]:
+        inputs = x.reshape(shape)
+        stock, fused = keras.layers.BatchNormalization(), FusedBatchNormalization()
+        stock.build(shape), fused.build(shape)
+        for training in (True, False):
+            np.testing.assert_allclose(fused(inputs, training=training), stock(inputs, training=training), atol=2e-4)
+        for a, b in zip(fused.weights, stock.weights):  # moving mean/variance updated alike
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
+
+    ones = tf.ones((1000, 100))
+    dropped = FastDropout(0.3, seed=1)(ones, training=True).numpy()
+    np.testing.assert_allclose(np.unique(dropped), [0.0, 1 / 0.7], rtol=1e-6)
+    assert abs((dropped == 0).mean() - 0.3) < 0.01
+    np.testing.assert_array_equal(FastDropout(0.3)(ones, training=False), ones)
+
+    cfg = compose_cfg("model=dcgan").model
+    fast_generator, _ = build_models(cfg, fast=True)
+    noise = np.random.default_rng(1).normal(size=(8, cfg.latent_dim)).astype("float32")
+    exported = stock_generator(cfg, fast_generator)
+    assert all(type(layer).__module__.startswith("keras") for layer in exported.layers)
+    np.testing.assert_allclose(exported(noise, training=False), fast_generator(noise, training=False), atol=1e-5)

@@ -10,7 +10,8 @@ from mlflow.tracking import MlflowClient
 
 from gan_lab import trainer
 from gan_lab.generate import GenerateConfig, generate, main as generate_main
-from gan_lab.trainer import grid_epochs, train
+from gan_lab.config import Precision
+from gan_lab.trainer import bf16_supported, grid_epochs, resolve_precision, train
 
 from .conftest import ROOT
 
@@ -46,7 +47,8 @@ def test_run_is_recorded_in_mlflow(runs, mlflow_uri, model, loss):
     assert run.data.params["model.name"] == model and run.data.params["optimizer.generator.lr"] == "0.0002"
     assert run.data.params["data.split"] == "test"
     assert EPOCH_METRICS <= set(run.data.metrics)
-    assert run.data.metrics["train_steps"] == 3
+    assert run.data.metrics["train_steps"] == 3 and run.data.metrics["train_seconds"] > 0
+    assert run.data.tags["precision"] == resolve_precision(Precision.auto)
     history = client.get_metric_history(run_id, "d_loss")
     assert [m.step for m in history] == [1] and np.isfinite(history[0].value)
     assert 0.0 <= run.data.metrics["d_acc_real"] <= 1.0
@@ -129,6 +131,12 @@ def test_step_cap_inside_a_later_epoch_is_exact(tiny_train_cfg, mlflow_uri, tmp_
     assert run.data.metrics["train_steps"] == 23
     assert [m.step for m in MlflowClient(mlflow_uri).get_metric_history(run.info.run_id, "g_loss")] == [1, 2, 3]
     assert sorted(p.name for p in (tmp_path / "grids").iterdir()) == [f"epoch_000{e}.png" for e in (1, 2, 3)]
+
+
+def test_precision_choice():
+    assert resolve_precision(Precision.float32) == "float32"
+    assert resolve_precision(Precision.mixed_bfloat16) == "mixed_bfloat16"
+    assert resolve_precision(Precision.auto) == ("mixed_bfloat16" if bf16_supported() else "float32")
 
 
 def test_grid_epochs():
