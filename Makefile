@@ -31,7 +31,7 @@ train: ## Train with the default config; pass overrides as ARGS="model=mlp loss=
 ui: ## Start the MLflow UI on 127.0.0.1 (PORT=5000) over ./mlflow.db
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(MLFLOW_DB) --host 127.0.0.1 --port $(PORT)
 
-bench: ## Benchmarks that print timings (judge metrics, CLI start-up)
+bench: ## Benchmarks: trainer vs plain TF step, peak memory, judge metrics, CLI start-up
 	$(PY) -m gan_lab.bench $(ARGS)
 
 clean: ## Remove caches and Hydra outputs (keeps mlflow.db and mlartifacts/)

@@ -3,6 +3,8 @@
 Kept thin and light: ``--help`` and ``--cfg job`` never import TensorFlow or MLflow.
 """
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
@@ -14,13 +16,26 @@ def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from gan_lab.config import ConfigError, validate
+
+    try:
+        validate(cfg)
+    except ConfigError as err:  # bad values: say which and stop before TensorFlow or MLflow start
+        sys.exit(f"error: {err}")
+
+    from gan_lab.data import DataError
     from gan_lab.trainer import train
 
     hydra_cfg = HydraConfig.get()
     tags = {"output_dir": hydra_cfg.runtime.output_dir}
     if hydra_cfg.mode == RunMode.MULTIRUN:
         tags |= {"sweep": hydra_cfg.sweep.dir, "sweep_job": str(hydra_cfg.job.num)}
-    train(cfg, output_dir=hydra_cfg.runtime.output_dir, tags=tags)
+    try:
+        train(cfg, output_dir=hydra_cfg.runtime.output_dir, tags=tags)
+    except (ConfigError, DataError) as err:
+        sys.exit(f"error: {err}")
+    except KeyboardInterrupt:
+        sys.exit("interrupted: the MLflow run is marked KILLED")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
@@ -112,6 +112,7 @@ class TrainConfig:
     steps_per_execution: int = MISSING
     precision: Precision = MISSING
     xla: bool = MISSING
+    ema: float = MISSING  # decay of the generator's weight average used for samples; 0: off
 
 
 @dataclass
@@ -169,3 +170,35 @@ def compose_config(overrides: list[str]) -> DictConfig:
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose(config_name="config", overrides=overrides)
+
+
+class ConfigError(ValueError):
+    """A config value outside what its key allows; the message names the key and the fix."""
+
+
+AT_LEAST_ONE = (
+    "train.epochs", "train.batch_size", "train.save_interval", "train.steps_per_execution", "model.latent_dim",
+    "judge.epochs", "judge.batch_size", "judge.samples", "judge.every", "judge.k",
+)
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check the values Hydra's types cannot (ranges, paths) before anything is built or logged."""
+    for key in AT_LEAST_ONE:
+        if OmegaConf.select(cfg, key) < 1:
+            raise ConfigError(f"{key}={OmegaConf.select(cfg, key)}: must be an integer >= 1")
+    if cfg.train.max_steps is not None and cfg.train.max_steps < 1:
+        raise ConfigError(f"train.max_steps={cfg.train.max_steps}: must be >= 1, or null for no cap")
+    for network in ("generator", "discriminator"):
+        if cfg.optimizer[network].lr <= 0:
+            raise ConfigError(
+                f"optimizer.{network}.lr={cfg.optimizer[network].lr}: must be > 0 (optimizer.lr sets both networks)"
+            )
+    for key, low, high in [("train.ema", 0, 1), ("judge.holdout", 0, 1), ("model.dropout", 0, 1)]:
+        value = OmegaConf.select(cfg, key)
+        if value is not None and not (low <= value < high and (key != "judge.holdout" or value > 0)):
+            raise ConfigError(f"{key}={value}: must lie in [{low}, {high})" + (", above 0" if key == "judge.holdout" else ""))
+    if cfg.data.path is not None and not Path(cfg.data.path).expanduser().exists():
+        raise ConfigError(
+            f"data.path={cfg.data.path}: no such file or folder; point it at the MNIST IDX .gz files or an .npz"
+        )

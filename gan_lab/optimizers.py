@@ -10,8 +10,6 @@ OPTIMIZERS: Registry = Registry("optimizer")
 
 def build_optimizer(name: str, params: DictConfig) -> keras.optimizers.Optimizer:
     """An optimizer ``name`` with one network's params (e.g. ``optimizer.generator``)."""
-    if params.lr <= 0:
-        raise ValueError(f"optimizer learning rate must be > 0, got {params.lr}")
     return OPTIMIZERS.get(name)(**params)
 
 

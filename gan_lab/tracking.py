@@ -1,6 +1,7 @@
 """MLflow: where runs go, what a run records, and finding a run again."""
 
 import contextlib
+import signal
 from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
@@ -53,7 +54,7 @@ def use_experiment(uri: str, name: str) -> str:
 def training_run(cfg: DictConfig, tags: dict[str, str]) -> Iterator[mlflow.ActiveRun]:
     """An MLflow run named ``<model>-<loss>`` with the flattened config as params.
 
-    The run ends FINISHED on success and FAILED if the body raises.
+    The run ends FINISHED on success, KILLED on Ctrl-C or SIGTERM, and FAILED if the body raises.
     """
     experiment_id = use_experiment(tracking_uri(cfg.mlflow.tracking_uri), cfg.mlflow.experiment)
     run_tags = {RUN_KIND_TAG: "train", **tags}
@@ -62,7 +63,18 @@ def training_run(cfg: DictConfig, tags: dict[str, str]) -> Iterator[mlflow.Activ
     ) as run:
         mlflow.log_params(flatten(cfg))
         mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
-        yield run
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            yield run
+        except KeyboardInterrupt:
+            mlflow.end_run("KILLED")
+            raise
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def find_training_run(run_id: str, uri: str | None = None) -> Run:

@@ -9,10 +9,10 @@ import keras
 import mlflow
 import numpy as np
 import tensorflow as tf
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from gan_lab import figures, tracking
-from gan_lab.config import Noise, Precision
+from gan_lab.config import ConfigError, Noise, Precision, validate
 from gan_lab.data import load_mnist
 from gan_lab.judge import Judge, get_judge, judge_generator, log_judgement
 from gan_lab.losses import LOSSES, GANLoss
@@ -30,9 +30,16 @@ class GAN(keras.Model):
     and of D's accuracy on real and on generated images.
     """
 
-    def __init__(self, generator, discriminator, latent_dim: int, noise: Noise, num_classes: int, seed: int):
+    def __init__(
+        self, generator, discriminator, latent_dim: int, noise: Noise, num_classes: int, seed: int, ema: float = 0.0
+    ):
         super().__init__(name="gan")
         self.generator = generator
+        self.ema = ema
+        # Exponential moving average of the generator's weights (0: off); samples come from it.
+        self.ema_generator = keras.models.clone_model(generator) if ema else generator
+        if ema:
+            self.ema_generator.set_weights(generator.get_weights())
         self.discriminator = discriminator
         self.latent_dim = latent_dim
         self.noise = noise
@@ -81,6 +88,11 @@ class GAN(keras.Model):
         d_grads = d_tape.gradient(d_loss, self.discriminator.trainable_weights)
         self.g_optimizer.apply_gradients(zip(g_grads, self.generator.trainable_weights))
         self.d_optimizer.apply_gradients(zip(d_grads, self.discriminator.trainable_weights))
+        if self.ema:  # warmed up like tf.train.ExponentialMovingAverage(num_updates=step)
+            step = tf.cast(self.g_optimizer.iterations, tf.float32)
+            decay = tf.minimum(self.ema, (1.0 + step) / (10.0 + step))
+            for average, weight in zip(self.ema_generator.weights, self.generator.weights):
+                average.assign(decay * average + (1.0 - decay) * weight)
 
         threshold = self.gan_loss.real_threshold
         values = (
@@ -152,7 +164,7 @@ class RunRecorder(keras.callbacks.Callback):
             self.run_judge(epoch)
 
     def run_judge(self, epoch: int) -> None:
-        result = judge_generator(self.judge, self.model.generator, self.cfg.model, self.cfg.judge.samples, self.cfg.seed)
+        result = judge_generator(self.judge, self.model.ema_generator, self.cfg.model, self.cfg.judge.samples, self.cfg.seed)
         log_judgement(mlflow.active_run().info.run_id, self.judge, result, step=epoch)
         real = self.judge.info["real"]
         shown = [name for name in ("score", "fid", "precision", "recall", "cond_acc") if name in result]
@@ -160,7 +172,7 @@ class RunRecorder(keras.callbacks.Callback):
 
     def save_grid(self, epoch: int) -> None:
         noise, labels = self.fixed_inputs
-        images = generate_images(self.model.generator, noise, labels)
+        images = generate_images(self.model.ema_generator, noise, labels)
         grid = figures.image_grid(images) if labels is None else figures.label_grid(images, labels)
         figures.save_png(grid, self.out_dir / "grids" / f"epoch_{epoch:04d}.png")
         mlflow.log_image(grid, key="samples", step=epoch)
@@ -204,7 +216,10 @@ def build_gan(cfg: DictConfig, steps_per_execution: int | None = None) -> GAN:
         generator, discriminator = build_models(cfg.model, fast=True)
     finally:
         keras.config.set_dtype_policy(previous)
-    gan = GAN(generator, discriminator, cfg.model.latent_dim, cfg.model.noise, cfg.model.get("num_classes", 0), cfg.seed)
+    gan = GAN(
+        generator, discriminator, cfg.model.latent_dim, cfg.model.noise, cfg.model.get("num_classes", 0), cfg.seed,
+        ema=cfg.train.ema,
+    )
     gan.compile(
         g_optimizer=build_optimizer(cfg.optimizer.name, cfg.optimizer.generator),
         d_optimizer=build_optimizer(cfg.optimizer.name, cfg.optimizer.discriminator),
@@ -222,20 +237,15 @@ def train(cfg: DictConfig, output_dir: str | Path | None = None, tags: dict[str,
     when launched from the command line; else ``outputs/<time>_<model>-<loss>``).
     """
     out_dir = Path(output_dir or f"outputs/{time.strftime('%Y-%m-%d/%H-%M-%S')}_{cfg.model.name}-{cfg.loss.name}")
+    validate(cfg)
     train_cfg = cfg.train
-    for key in ("train.epochs", "train.batch_size", "train.save_interval", "train.steps_per_execution",
-                "judge.every", "judge.samples", "judge.epochs", "judge.k"):
-        if OmegaConf.select(cfg, key) < 1:
-            raise ValueError(f"{key} must be >= 1, got {OmegaConf.select(cfg, key)}")
-    if train_cfg.max_steps is not None and train_cfg.max_steps < 1:
-        raise ValueError(f"train.max_steps must be >= 1 or null, got {train_cfg.max_steps}")
 
     judge = get_judge(cfg) if cfg.judge.enabled else None
     keras.utils.set_random_seed(cfg.seed)
     images, labels = load_mnist(cfg.data.path, cfg.data.split, cfg.data.verify)
     steps_per_epoch = len(images) // train_cfg.batch_size
     if steps_per_epoch == 0:
-        raise ValueError(f"train.batch_size={train_cfg.batch_size} exceeds the {len(images)} images of the data")
+        raise ConfigError(f"train.batch_size={train_cfg.batch_size}: more than the {len(images)} images of the data")
     total_steps = min(train_cfg.epochs * steps_per_epoch, train_cfg.max_steps or math.inf)
     epochs = math.ceil(total_steps / steps_per_epoch)
     dataset = make_dataset(images, labels, train_cfg.batch_size, cfg.seed)
@@ -259,7 +269,7 @@ def train(cfg: DictConfig, output_dir: str | Path | None = None, tags: dict[str,
         print(f"Precision: {precision} (train.precision={cfg.train.precision.value})")
         gan.fit(dataset, epochs=epochs, callbacks=[recorder], shuffle=False, verbose=1 if sys.stdout.isatty() else 2)
         mlflow.log_metric("train_steps", gan.train_steps)
-        _save_results(gan, stock_generator(cfg.model, gan.generator), recorder, fixed_inputs, out_dir)
+        _save_results(gan, stock_generator(cfg.model, gan.ema_generator), recorder, fixed_inputs, out_dir)
         print(f"Done: {gan.train_steps} steps. Generate samples with: python -m gan_lab.generate run_id={run.info.run_id}")
         return run.info.run_id
 

@@ -1,11 +1,13 @@
 """Config composition: every model x loss builds; bad overrides fail fast with Hydra's message."""
 
+import os
 import subprocess
 import sys
 
 import pytest
 from hydra.errors import ConfigCompositionException
 
+from gan_lab.config import ConfigError, validate
 from gan_lab.losses import LOSSES
 from gan_lab.models import build_models
 from gan_lab.optimizers import build_optimizer
@@ -63,10 +65,33 @@ def test_bad_override_fails_at_composition(compose_cfg, override, message):
     assert message in f"{info.value} {info.value.__cause__}"
 
 
-def test_optimizer_rejects_non_positive_lr(compose_cfg):
-    cfg = compose_cfg("optimizer.lr=-1e-4")
-    with pytest.raises(ValueError, match="learning rate must be > 0"):
-        build_optimizer(cfg.optimizer.name, cfg.optimizer.generator)
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("optimizer.lr=-1e-4", "optimizer.generator.lr=-0.0001: must be > 0 (optimizer.lr sets both networks)"),
+        ("optimizer.discriminator.lr=0", "optimizer.discriminator.lr=0.0: must be > 0"),
+        ("train.batch_size=-8", "train.batch_size=-8: must be an integer >= 1"),
+        ("model.latent_dim=0", "model.latent_dim=0: must be an integer >= 1"),
+        ("train.max_steps=0", "train.max_steps=0: must be >= 1, or null for no cap"),
+        ("train.ema=1.5", "train.ema=1.5: must lie in [0, 1)"),
+        ("judge.holdout=0", "judge.holdout=0.0: must lie in [0, 1), above 0"),
+        ("data.path=/no/such/dir", "data.path=/no/such/dir: no such file or folder"),
+    ],
+)
+def test_bad_values_fail_validation(compose_cfg, override, message):
+    with pytest.raises(ConfigError) as info:
+        validate(compose_cfg(override))
+    assert message in str(info.value)
+
+
+def test_cli_bad_value_fails_before_any_run(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "gan_lab", "optimizer.lr=-1"], cwd=tmp_path, capture_output=True, text=True,
+        timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode != 0
+    assert "error: optimizer.generator.lr=-1.0: must be > 0" in result.stderr
+    assert not (tmp_path / "mlflow.db").exists()
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
