@@ -184,7 +184,6 @@ def make_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: 
         tf.data.Dataset.from_tensor_slices((images, labels))
         .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
         .batch(batch_size, drop_remainder=True)
-        .prefetch(tf.data.AUTOTUNE)
     )
 
 
