@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import keras
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -35,7 +37,6 @@ STEPS = {"dcgan": 24, "cgan": 24, "mlp": 160}  # steps timed per round
 
 def reference_step(cfg, precision: str, images, labels):
     """The tutorial's plain training loop: stock layers, two tapes, Adam 1e-4, tf.data batches."""
-    import keras
     import tensorflow as tf
 
     from gan_lab.models import build_models, is_conditional
@@ -80,31 +81,26 @@ def reference_step(cfg, precision: str, images, labels):
     return run
 
 
-class Interleaved:
-    """Keras callback timing each trainer epoch, then running one timed block of each plain step."""
+class Interleaved(keras.callbacks.Callback):
+    """Times each trainer epoch, then runs and times one block of each plain step."""
 
-    def __new__(cls, images_per_block: int, steps: int, plain: dict):
-        import keras
+    def __init__(self, images_per_block: int, steps: int, plain: dict):
+        super().__init__()
+        self.images_per_block, self.steps, self.plain = images_per_block, steps, plain
+        self.speeds = {"trainer": [], **{name: [] for name in plain}}
 
-        class Callback(keras.callbacks.Callback):
-            def __init__(self):
-                super().__init__()
-                self.speeds = {"trainer": [], **{name: [] for name in plain}}
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
 
-            def on_epoch_begin(self, epoch, logs=None):
-                self.start = time.perf_counter()
-
-            def on_epoch_end(self, epoch, logs=None):
-                elapsed = time.perf_counter() - self.start
-                if epoch == 0:  # tracing and warm-up
-                    return
-                self.speeds["trainer"].append(images_per_block / elapsed)
-                for name, run in plain.items():
-                    start = time.perf_counter()
-                    run(steps)
-                    self.speeds[name].append(images_per_block / (time.perf_counter() - start))
-
-        return Callback()
+    def on_epoch_end(self, epoch, logs=None):
+        elapsed = time.perf_counter() - self.start
+        if epoch == 0:  # tracing and warm-up
+            return
+        self.speeds["trainer"].append(self.images_per_block / elapsed)
+        for name, run in self.plain.items():
+            start = time.perf_counter()
+            run(self.steps)
+            self.speeds[name].append(self.images_per_block / (time.perf_counter() - start))
 
 
 def bench_train(models: list[str], rounds: int) -> None:
