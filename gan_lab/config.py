@@ -113,6 +113,13 @@ class TrainConfig:
     precision: Precision = MISSING
     xla: bool = MISSING
     ema: float = MISSING  # decay of the generator's weight average used for samples; 0: off
+    deterministic: bool = MISSING  # TensorFlow op determinism (bit-identical reruns on any device)
+
+
+@dataclass
+class CheckpointConfig:
+    every: int = MISSING  # training steps between checkpoints (also one at the end and on a stop signal)
+    keep: int = MISSING  # newest checkpoints kept
 
 
 @dataclass
@@ -142,9 +149,11 @@ class Config:
     optimizer: Any = MISSING
     data: DataConfig = MISSING
     train: TrainConfig = field(default_factory=TrainConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     mlflow: MLflowConfig = field(default_factory=MLflowConfig)
     seed: int = MISSING
+    resume: Optional[str] = None  # an MLflow run id or a run's output folder to continue
 
 
 def register_configs() -> None:
@@ -167,7 +176,10 @@ register_configs()
 def compose_config(overrides: list[str]) -> DictConfig:
     """The config ``python -m gan_lab <overrides>`` would train with (Hydra's compose API)."""
     from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
 
+    if GlobalHydra.instance().is_initialized():  # inside the @hydra.main app
+        return compose(config_name="config", overrides=overrides)
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose(config_name="config", overrides=overrides)
 
@@ -178,7 +190,8 @@ class ConfigError(ValueError):
 
 AT_LEAST_ONE = (
     "train.epochs", "train.batch_size", "train.save_interval", "train.steps_per_execution", "model.latent_dim",
-    "judge.epochs", "judge.batch_size", "judge.samples", "judge.every", "judge.k",
+    "judge.epochs", "judge.batch_size", "judge.samples", "judge.every", "judge.k", "checkpoint.every",
+    "checkpoint.keep",
 )
 
 

@@ -1,13 +1,15 @@
 """MLflow: where runs go, what a run records, and finding a run again."""
 
 import contextlib
-import signal
+import os
+import socket
 from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
 
 import mlflow
 from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
 DEFAULT_DB = "mlflow.db"
@@ -47,34 +49,94 @@ def use_experiment(uri: str, name: str) -> str:
     artifact_location = None
     if uri.startswith("sqlite:///"):
         artifact_location = (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
-    return mlflow.create_experiment(name, artifact_location=artifact_location)
+    try:
+        return mlflow.create_experiment(name, artifact_location=artifact_location)
+    except mlflow.exceptions.MlflowException as err:  # a parallel job created it first
+        if err.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        return mlflow.get_experiment_by_name(name).experiment_id
 
 
 @contextlib.contextmanager
-def training_run(cfg: DictConfig, tags: dict[str, str]) -> Iterator[mlflow.ActiveRun]:
-    """An MLflow run named ``<model>-<loss>`` with the flattened config as params.
+def training_run(cfg: DictConfig, tags: dict[str, str], run_id: str | None = None) -> Iterator[mlflow.ActiveRun]:
+    """A new MLflow run named ``<model>-<loss>`` with the flattened config as params, or, with
+    ``run_id``, that run continued (status back to RUNNING).
 
-    The run ends FINISHED on success, KILLED on Ctrl-C or SIGTERM, and FAILED if the body raises.
+    Runs of the experiment whose process died unannounced are reaped first. The run ends
+    FINISHED on success, KILLED on KeyboardInterrupt (re-raised with the resume command), and
+    FAILED if the body raises anything else.
     """
     experiment_id = use_experiment(tracking_uri(cfg.mlflow.tracking_uri), cfg.mlflow.experiment)
-    run_tags = {RUN_KIND_TAG: "train", **tags}
-    with mlflow.start_run(
-        experiment_id=experiment_id, run_name=f"{cfg.model.name}-{cfg.loss.name}", tags=run_tags
-    ) as run:
-        mlflow.log_params(flatten(cfg))
-        mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
-        previous = signal.signal(signal.SIGTERM, _interrupt)
+    for reaped in reap_dead_runs([experiment_id]):
+        print(f"Marked run {reaped} KILLED: its process is gone")
+    owner = _owner_tags()
+    if run_id is None:
+        started = mlflow.start_run(
+            experiment_id=experiment_id, run_name=f"{cfg.model.name}-{cfg.loss.name}",
+            tags={RUN_KIND_TAG: "train", **owner, **tags},
+        )
+    else:
+        started = mlflow.start_run(run_id=run_id)
+        mlflow.set_tags({**owner, **tags})
+    with started as run:
+        if run_id is None:
+            mlflow.log_params(flatten(cfg))
+            mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
         try:
             yield run
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:
             mlflow.end_run("KILLED")
-            raise
-        finally:
-            signal.signal(signal.SIGTERM, previous)
+            raise KeyboardInterrupt(
+                f"{interrupt or 'interrupted'}: run {run.info.run_id} marked KILLED; "
+                f"continue it with: python -m gan_lab resume={run.info.run_id}"
+            ) from None
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
+OWNER_HOST_TAG, OWNER_PID_TAG, OWNER_START_TAG = "gan_lab.host", "gan_lab.pid", "gan_lab.pid_start"
+
+
+def _owner_tags() -> dict[str, str]:
+    """Which process runs this: host, pid and the pid's start time (pids get reused)."""
+    pid = os.getpid()
+    return {OWNER_HOST_TAG: socket.gethostname(), OWNER_PID_TAG: str(pid), OWNER_START_TAG: _process_start(pid)}
+
+
+def _process_start(pid: int) -> str:
+    """The process's start time in clock ticks since boot (Linux), "" where /proc is missing or the pid is not alive."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22, counted after the parenthesised command name
+
+
+def owner_alive(run: Run) -> bool | None:
+    """Whether the process that ran ``run`` still lives; None when it ran on another host."""
+    tags = run.data.tags
+    if tags.get(OWNER_HOST_TAG) != socket.gethostname() or OWNER_PID_TAG not in tags:
+        return None
+    pid = int(tags[OWNER_PID_TAG])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, owned by another user
+    started = tags.get(OWNER_START_TAG, "")
+    return not started or _process_start(pid) in ("", started)
+
+
+def reap_dead_runs(experiment_ids: list[str]) -> list[str]:
+    """Mark KILLED the RUNNING training runs of these experiments whose process on this host is gone
+    (killed with SIGKILL, or the machine lost power); returns their ids. Runs of other hosts are left alone."""
+    client = MlflowClient()
+    reaped = []
+    for run in client.search_runs(experiment_ids, f"attributes.status = 'RUNNING' and tags.`{RUN_KIND_TAG}` = 'train'"):
+        if owner_alive(run) is False:
+            client.set_tag(run.info.run_id, "gan_lab.reaped", f"process {run.data.tags[OWNER_PID_TAG]} was gone")
+            client.set_terminated(run.info.run_id, "KILLED")
+            reaped.append(run.info.run_id)
+    return reaped
 
 
 def find_training_run(run_id: str, uri: str | None = None) -> Run:

@@ -1,17 +1,22 @@
 """Training: the GAN as a ``keras.Model`` with its own ``train_step``, and ``train(cfg)``."""
 
+import contextlib
 import math
+import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import keras
 import mlflow
 import numpy as np
 import tensorflow as tf
+from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from gan_lab import figures, tracking
+from gan_lab.checkpoints import CHECKPOINT_DIR, Checkpoints, write_run_files
 from gan_lab.config import ConfigError, Noise, Precision, validate
 from gan_lab.data import load_mnist
 from gan_lab.judge import Judge, get_judge, judge_generator, log_judgement
@@ -46,6 +51,8 @@ class GAN(keras.Model):
         self.num_classes = num_classes
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.trackers = [keras.metrics.Mean(name=name) for name in METRICS]
+        # The first step whose losses or gradients were not finite, and which (DIVERGENCE_PARTS bits); -1: none.
+        self.divergence = keras.Variable([-1, 0], dtype="int64", trainable=False, name="divergence")
 
     def compile(self, g_optimizer, d_optimizer, loss: GANLoss, steps_per_execution: int = 1, jit_compile: bool = False):
         super().compile(steps_per_execution=steps_per_execution, jit_compile=jit_compile)
@@ -86,6 +93,7 @@ class GAN(keras.Model):
             d_loss = self.gan_loss.discriminator_loss(real_logits, fake_logits)
         g_grads = g_tape.gradient(g_loss, self.generator.trainable_weights)
         d_grads = d_tape.gradient(d_loss, self.discriminator.trainable_weights)
+        self._record_divergence(d_loss, g_loss, g_grads + d_grads)
         self.g_optimizer.apply_gradients(zip(g_grads, self.generator.trainable_weights))
         self.d_optimizer.apply_gradients(zip(d_grads, self.discriminator.trainable_weights))
         if self.ema:  # warmed up like tf.train.ExponentialMovingAverage(num_updates=step)
@@ -104,6 +112,25 @@ class GAN(keras.Model):
         for tracker, value in zip(self.trackers, values):
             tracker.update_state(value)
         return {tracker.name: tracker.result() for tracker in self.trackers}
+
+    def _record_divergence(self, d_loss, g_loss, grads) -> None:
+        """Note the first non-finite step on the device; read by ``Checkpointer`` once per fused call."""
+        gradient_sum = tf.add_n([tf.reduce_sum(tf.cast(g, tf.float32)) for g in grads])  # NaN/Inf propagate
+        bits = [tf.cast(~tf.math.is_finite(tf.cast(x, tf.float32)), tf.int64) * 2**i
+                for i, x in enumerate((d_loss, g_loss, gradient_sum))]
+        step = tf.cast(self.g_optimizer.iterations, tf.int64)  # before this step's update: 0-based
+        first = (self.divergence[0] < 0) & (tf.add_n(bits) > 0)
+        self.divergence.assign(tf.where(first, tf.stack([step + 1, tf.add_n(bits)]), self.divergence))
+
+    def training_state(self) -> list:
+        """Every variable training changes, in a fixed order: weights and batch-norm statistics of G,
+        D and the EMA generator, the RNG states (noise, dropout), both optimizers (slots, step
+        counts) and the epoch's running metrics."""
+        for optimizer, network in ((self.g_optimizer, self.generator), (self.d_optimizer, self.discriminator)):
+            if not optimizer.built:  # slots must exist before a restore
+                optimizer.build(network.trainable_weights)
+        return [*self.variables, *self.g_optimizer.variables, *self.d_optimizer.variables,
+                *(v for tracker in self.trackers for v in tracker.variables)]
 
 
 def grid_epochs(epochs: int, save_interval: int) -> set[int]:
@@ -126,11 +153,15 @@ def grid_inputs(model_cfg: DictConfig, seed: int):
 
 
 class RunRecorder(keras.callbacks.Callback):
-    """Per epoch: metrics to MLflow (step = epoch) and history; sample grids at ``grid_at`` epochs;
-    the judge's metrics at ``judge_at`` epochs (and at the last epoch, also when a step cap ends early)."""
+    """Per completed epoch: metrics to MLflow (step = epoch) and history; sample grids at
+    ``grid_at`` epochs; the judge's metrics at ``judge_at`` epochs and at the last one (also when
+    the step cap ends it early). Stops training at ``total_steps``.
+
+    A resumed run passes the run's ``logged`` history: epochs already in MLflow are not logged again.
+    """
 
     def __init__(self, cfg: DictConfig, out_dir: Path, fixed_inputs, epochs: int, total_steps: int,
-                 judge: Judge | None):
+                 steps_per_epoch: int, judge: Judge | None, logged: dict[str, list[tuple[int, float]]] | None = None):
         super().__init__()
         self.cfg = cfg
         self.out_dir = out_dir
@@ -139,9 +170,14 @@ class RunRecorder(keras.callbacks.Callback):
         self.judge_at = judge_epochs(epochs, cfg.judge.every)
         self.last_epoch = epochs
         self.total_steps = total_steps
+        self.steps_per_epoch = steps_per_epoch
         self.judge = judge
-        self.history: dict[str, list[float]] = {name: [] for name in METRICS}
-        self.train_seconds = 0.0  # training time so far, without evaluation and logging
+        logged = logged or {}
+        self.history = {name: [value for _, value in logged.get(name, [])] for name in METRICS}
+        self.logged_through = max((step for step, _ in logged.get("d_loss", [])), default=0)
+        self.judged_through = max((step for step, _ in logged.get("score", [])), default=0)
+        # training time so far, without evaluation and logging; checkpointed with the training state
+        self.train_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_start = time.perf_counter()
@@ -152,16 +188,21 @@ class RunRecorder(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         epoch += 1
-        self.train_seconds += time.perf_counter() - self.epoch_start
-        values = {name: float(logs[name]) for name in METRICS} | {"train_seconds": self.train_seconds}
-        for name in METRICS:
-            self.history[name].append(values[name])
-        mlflow.log_metrics(values, step=epoch)
-        last = epoch == self.last_epoch or self.model.stop_training
-        if epoch in self.grid_at or last:
-            self.save_grid(epoch)
-        if self.judge is not None and (epoch in self.judge_at or last):
-            self.run_judge(epoch)
+        self.train_seconds.assign_add(time.perf_counter() - self.epoch_start)
+        steps = self.model.train_steps
+        if steps < min(epoch * self.steps_per_epoch, self.total_steps):
+            return  # stopped inside the epoch (a stop signal): the resumed run logs it
+        if epoch > self.logged_through:
+            values = {name: float(logs[name]) for name in METRICS}
+            for name in METRICS:
+                self.history[name].append(values[name])
+            last = epoch == self.last_epoch or steps >= self.total_steps
+            if epoch in self.grid_at or last:
+                self.save_grid(epoch)
+            if self.judge is not None and (epoch in self.judge_at or last) and epoch > self.judged_through:
+                self.run_judge(epoch)
+            # last, so an epoch with d_loss logged is complete in MLflow
+            mlflow.log_metrics(values | {"train_seconds": float(self.train_seconds.numpy())}, step=epoch)
 
     def run_judge(self, epoch: int) -> None:
         result = judge_generator(self.judge, self.model.ema_generator, self.cfg.model, self.cfg.judge.samples, self.cfg.seed)
@@ -178,12 +219,107 @@ class RunRecorder(keras.callbacks.Callback):
         mlflow.log_image(grid, key="samples", step=epoch)
 
 
-def make_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int) -> tf.data.Dataset:
-    """In-memory batches of (image, label), reshuffled every epoch, the partial last batch dropped."""
+class TrainingDiverged(RuntimeError):
+    """A loss or gradient became NaN or Inf; the run is FAILED and its last good checkpoint kept."""
+
+
+DIVERGENCE_PARTS = ("d_loss", "g_loss", "gradients")
+
+
+class Checkpointer(keras.callbacks.Callback):
+    """After each fused call: stop on a non-finite loss or gradient; save a checkpoint every
+    ``every`` steps, and when a stop was requested (Ctrl-C, SIGTERM), then stop.
+
+    ``carried_metrics``: running-metric values of a resumed, partly done epoch, put back after
+    Keras resets the metrics at the epoch's start.
+    """
+
+    def __init__(self, checkpoints: Checkpoints, every: int, saved_step: int, carried_metrics=None):
+        super().__init__()
+        self.checkpoints = checkpoints
+        self.every = every
+        self.saved_step = saved_step
+        self.carried_metrics = carried_metrics
+        self.stop_signal: int | None = None
+        self.fitting = False
+
+    def on_train_begin(self, logs=None):
+        self.fitting = True
+
+    def on_train_end(self, logs=None):
+        self.fitting = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.carried_metrics is not None:
+            for variable, value in zip((v for t in self.model.trackers for v in t.variables), self.carried_metrics):
+                variable.assign(value)
+            self.carried_metrics = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.check_finite()
+        step = self.model.train_steps
+        if self.stop_signal is not None or step - self.saved_step >= self.every:
+            self.save(step)
+        if self.stop_signal is not None:
+            self.model.stop_training = True
+
+    def check_finite(self) -> None:
+        step, bits = (int(x) for x in self.model.divergence.numpy())
+        if step < 0:
+            return
+        parts = " and ".join(name for i, name in enumerate(DIVERGENCE_PARTS) if bits >> i & 1)
+        reason = f"non-finite {parts} at step {step}"
+        mlflow.set_tags({"gan_lab.failure": reason, "gan_lab.failure_step": str(step)})
+        kept = f"the last good checkpoint is step {self.saved_step} in {self.checkpoints.folder}" if self.saved_step \
+            else "no checkpoint was written before it"
+        raise TrainingDiverged(f"training diverged: {reason}; {kept}. Try a lower optimizer.lr or another loss.")
+
+    def save(self, step: int) -> None:
+        if step != self.saved_step:
+            self.checkpoints.save(step)
+            self.saved_step = step
+
+
+@contextlib.contextmanager
+def stop_on_signals(checkpointer: Checkpointer) -> Iterator[None]:
+    """Ctrl-C and SIGTERM during ``fit`` ask ``checkpointer`` to save and stop after the current
+    fused call; outside ``fit``, or a second time, they interrupt at once (KeyboardInterrupt)."""
+
+    def request_stop(signum, frame):
+        name = signal.Signals(signum).name
+        if not checkpointer.fitting or checkpointer.stop_signal is not None:
+            raise KeyboardInterrupt(name)
+        checkpointer.stop_signal = signum
+        print(f"\n{name}: saving a checkpoint after the current steps, then stopping (again to stop at once)")
+
+    previous = {signum: signal.signal(signum, request_stop) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def make_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int, start_step: int = 0) -> tf.data.Dataset:
+    """Endless in-memory batches of (image, label) from training step ``start_step`` on.
+
+    Each epoch is a permutation drawn from ``(seed, epoch)`` alone, its partial last batch
+    dropped, so a resumed run sees the same batches as an uninterrupted one. Use with ``fit(...,
+    steps_per_epoch=len(images) // batch_size)``; one iterator serves every epoch.
+    """
+    steps_per_epoch = len(images) // batch_size
+    first_epoch, skip = divmod(start_step, steps_per_epoch)
+    images, labels = tf.constant(images), tf.constant(labels)
+
+    def epoch_batches(epoch):
+        order = tf.random.experimental.stateless_shuffle(tf.range(len(images)), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
+        return tf.data.Dataset.from_tensor_slices(tf.reshape(order[: steps_per_epoch * batch_size], [steps_per_epoch, batch_size]))
+
     return (
-        tf.data.Dataset.from_tensor_slices((images, labels))
-        .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-        .batch(batch_size, drop_remainder=True)
+        tf.data.Dataset.range(first_epoch, 2**62)
+        .flat_map(epoch_batches)
+        .skip(skip)
+        .map(lambda index: (tf.gather(images, index), tf.gather(labels, index)))
     )
 
 
@@ -229,15 +365,23 @@ def build_gan(cfg: DictConfig, steps_per_execution: int | None = None) -> GAN:
     return gan
 
 
-def train(cfg: DictConfig, output_dir: str | Path | None = None, tags: dict[str, str] | None = None) -> str:
+def train(cfg: DictConfig, output_dir: str | Path | None = None, tags: dict[str, str] | None = None,
+          run_id: str | None = None) -> str:
     """Train the GAN described by ``cfg``, record it in MLflow, and return the MLflow run id.
 
-    Files (grids, loss curve, final samples, models) go to ``output_dir`` (Hydra's run folder
-    when launched from the command line; else ``outputs/<time>_<model>-<loss>``).
+    Files (grids, loss curve, final samples, models, checkpoints) go to ``output_dir`` (Hydra's
+    run folder when launched from the command line; else ``outputs/<time>_<model>-<loss>``).
+    With ``run_id``, continue that run from the newest checkpoint in ``output_dir`` (its folder).
     """
     out_dir = Path(output_dir or f"outputs/{time.strftime('%Y-%m-%d/%H-%M-%S')}_{cfg.model.name}-{cfg.loss.name}")
     validate(cfg)
     train_cfg = cfg.train
+    checkpoint_dir = out_dir / CHECKPOINT_DIR
+    if run_id is None and (checkpoint_dir / "checkpoint").exists():
+        raise ConfigError(f"{out_dir} holds the checkpoints of an earlier run: continue it with resume={out_dir}, "
+                          "or give this run another folder")
+    if train_cfg.deterministic:
+        tf.config.experimental.enable_op_determinism()
 
     judge = get_judge(cfg) if cfg.judge.enabled else None
     keras.utils.set_random_seed(cfg.seed)
@@ -247,30 +391,64 @@ def train(cfg: DictConfig, output_dir: str | Path | None = None, tags: dict[str,
         raise ConfigError(f"train.batch_size={train_cfg.batch_size}: more than the {len(images)} images of the data")
     total_steps = min(train_cfg.epochs * steps_per_epoch, train_cfg.max_steps or math.inf)
     epochs = math.ceil(total_steps / steps_per_epoch)
-    dataset = make_dataset(images, labels, train_cfg.batch_size, cfg.seed)
-    steps_per_execution = train_cfg.steps_per_execution
-    if epochs == 1:
-        dataset = dataset.take(total_steps)
-    elif total_steps % steps_per_epoch:  # fused steps must end exactly at a cap inside a later epoch
-        steps_per_execution = math.gcd(steps_per_execution, total_steps % steps_per_epoch)
 
-    gan = build_gan(cfg, steps_per_execution)
+    # Fused calls must end exactly at epoch ends, at the step cap and at a resumed step.
+    gan = build_gan(cfg, math.gcd(train_cfg.steps_per_execution, steps_per_epoch, total_steps % steps_per_epoch))
     fixed_inputs = grid_inputs(cfg.model, cfg.seed)
-    recorder = RunRecorder(cfg, out_dir, fixed_inputs, epochs, total_steps, judge)
+    uri = tracking.tracking_uri(cfg.mlflow.tracking_uri)
+    logged = _logged_history(run_id, uri) if run_id else None
+    recorder = RunRecorder(cfg, out_dir, fixed_inputs, epochs, total_steps, steps_per_epoch, judge, logged)
+    checkpoints = Checkpoints(checkpoint_dir, [*gan.training_state(), recorder.train_seconds], cfg.checkpoint.keep)
+    start_step = 0
+    if run_id:
+        path = checkpoints.restore_latest()
+        start_step = gan.train_steps
+        print(f"Resuming from {path} (step {start_step} of {total_steps})")
+        if start_step % steps_per_epoch:
+            gan.steps_per_execution = math.gcd(gan.steps_per_execution, start_step % steps_per_epoch)
+    carried = [v.numpy() for t in gan.trackers for v in t.variables] if start_step % steps_per_epoch else None
+    checkpointer = Checkpointer(checkpoints, cfg.checkpoint.every, start_step, carried)
 
     run_tags = {"output_dir": str(out_dir.resolve()), **(tags or {})}
     if judge is not None:
         run_tags |= {"judge_key": judge.info["key"], "judge_run_id": judge.info["mlflow_run_id"]}
-    with tracking.training_run(cfg, run_tags) as run:
-        print(f"MLflow run {run.info.run_id} ({run.info.run_name}) in {mlflow.get_tracking_uri()}; files in {out_dir}")
+    with tracking.training_run(cfg, run_tags, run_id) as run, stop_on_signals(checkpointer):
+        run_id = run.info.run_id
+        if start_step == 0:
+            write_run_files(out_dir, cfg, run_id, uri)
+        print(f"MLflow run {run_id} ({run.info.run_name}) in {uri}; files in {out_dir}")
         precision = resolve_precision(cfg.train.precision)
         mlflow.set_tag("precision", precision)
         print(f"Precision: {precision} (train.precision={cfg.train.precision.value})")
-        gan.fit(dataset, epochs=epochs, callbacks=[recorder], shuffle=False, verbose=1 if sys.stdout.isatty() else 2)
+        callbacks = [checkpointer, recorder]
+        verbose = 1 if sys.stdout.isatty() else 2
+        epoch, offset = divmod(start_step, steps_per_epoch)
+        if offset:  # finish the interrupted epoch first
+            steps = min(steps_per_epoch, total_steps - epoch * steps_per_epoch) - offset
+            dataset = make_dataset(images, labels, train_cfg.batch_size, cfg.seed, start_step)
+            gan.fit(dataset, initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=steps, callbacks=callbacks,
+                    shuffle=False, verbose=verbose)
+            epoch += 1
+        if epoch < epochs and gan.train_steps < total_steps and checkpointer.stop_signal is None:
+            dataset = make_dataset(images, labels, train_cfg.batch_size, cfg.seed, epoch * steps_per_epoch)
+            # one epoch left: its length, so the progress bar ends at the step cap
+            steps = steps_per_epoch if epochs - epoch > 1 else total_steps - epoch * steps_per_epoch
+            gan.fit(dataset, initial_epoch=epoch, epochs=epochs, steps_per_epoch=steps, callbacks=callbacks,
+                    shuffle=False, verbose=verbose)
+        checkpointer.save(gan.train_steps)
+        if checkpointer.stop_signal is not None:
+            raise KeyboardInterrupt(f"{signal.Signals(checkpointer.stop_signal).name} at step {gan.train_steps}")
         mlflow.log_metric("train_steps", gan.train_steps)
         _save_results(gan, stock_generator(cfg.model, gan.ema_generator), recorder, fixed_inputs, out_dir)
-        print(f"Done: {gan.train_steps} steps. Generate samples with: python -m gan_lab.generate run_id={run.info.run_id}")
-        return run.info.run_id
+        print(f"Done: {gan.train_steps} steps. Generate samples with: python -m gan_lab.generate run_id={run_id}")
+        return run_id
+
+
+def _logged_history(run_id: str, uri: str) -> dict[str, list[tuple[int, float]]]:
+    """``{metric: [(epoch, value), ...]}`` of what run ``run_id`` has logged so far."""
+    client = MlflowClient(uri)
+    return {name: sorted((m.step, m.value) for m in client.get_metric_history(run_id, name))
+            for name in (*METRICS, "score")}
 
 
 def _save_results(gan: GAN, generator: keras.Model, recorder: RunRecorder, fixed_inputs, out_dir: Path) -> None:
