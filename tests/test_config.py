@@ -84,14 +84,30 @@ def test_bad_values_fail_validation(compose_cfg, override, message):
     assert message in str(info.value)
 
 
-def test_cli_bad_value_fails_before_any_run(tmp_path):
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.bogus=1", "Key 'bogus' not in 'TrainConfig'"),
+        ("train.batch_size=big", "Value 'big' of type 'str' could not be converted to Integer"),
+        ("model=vae", "Could not find 'model/vae'"),
+        ("loss=wgan", "Could not find 'loss/wgan'"),
+        ("optimizer=sgd", "Could not find 'optimizer/sgd'"),
+        ("data.split=val", "Invalid value 'val', expected one of [train, test]"),
+        ("train.batch_size=-8", "error: train.batch_size=-8: must be an integer >= 1"),
+        ("optimizer.lr=-1", "error: optimizer.generator.lr=-1.0: must be > 0"),
+        ("model.latent_dim=0", "error: model.latent_dim=0: must be an integer >= 1"),
+        ("data.path=/no/such/dir", "error: data.path=/no/such/dir: no such file or folder"),
+        ("checkpoint.every=0", "error: checkpoint.every=0: must be an integer >= 1"),
+    ],
+)
+def test_cli_bad_override_fails_before_any_run(tmp_path, override, message):
     result = subprocess.run(
-        [sys.executable, "-m", "gan_lab", "optimizer.lr=-1"], cwd=tmp_path, capture_output=True, text=True,
+        [sys.executable, "-m", "gan_lab", override], cwd=tmp_path, capture_output=True, text=True,
         timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert result.returncode != 0
-    assert "error: optimizer.generator.lr=-1.0: must be > 0" in result.stderr
-    assert not (tmp_path / "mlflow.db").exists()
+    assert message in result.stderr
+    assert not (tmp_path / "mlflow.db").exists() and not list(tmp_path.rglob("checkpoints"))
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
