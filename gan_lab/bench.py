@@ -106,7 +106,7 @@ class Interleaved(keras.callbacks.Callback):
 def bench_train(models: list[str], rounds: int) -> None:
     """Images/s of the trainer vs the plain step per model and precision; ratios to plain float32.
 
-    The trainer runs as ``train(cfg)`` runs it: one ``fit`` over epochs of ``STEPS`` steps; after
+    The trainer runs as ``train(cfg)`` runs it: one ``fit`` over one endless dataset, in epochs of ``STEPS`` steps; after
     each epoch a callback times one block of each plain step, so all are measured side by side.
     """
     from gan_lab.config import Split, compose_config
@@ -128,8 +128,8 @@ def bench_train(models: list[str], rounds: int) -> None:
         for cfg in configs.values():
             gan = build_gan(cfg)
             timer = Interleaved(steps * batch, steps, plain)
-            dataset = make_dataset(images, labels, batch, cfg.seed).take(steps)
-            gan.fit(dataset, epochs=rounds + 1, callbacks=[timer], verbose=0, shuffle=False)
+            dataset = make_dataset(images, labels, batch, cfg.seed)
+            gan.fit(dataset, epochs=rounds + 1, steps_per_epoch=steps, callbacks=[timer], verbose=0, shuffle=False)
             speeds.setdefault((model, "trainer", resolve_precision(cfg.train.precision)), []).extend(timer.speeds["trainer"])
             for precision in plain:
                 speeds.setdefault((model, "plain", precision), []).extend(timer.speeds[precision])
