@@ -438,7 +438,7 @@ def train(cfg: DictConfig, output_dir: str | Path | None = None, tags: dict[str,
         checkpointer.save(gan.train_steps)
         if checkpointer.stop_signal is not None:
             raise KeyboardInterrupt(f"{signal.Signals(checkpointer.stop_signal).name} at step {gan.train_steps}")
-        mlflow.log_metric("train_steps", gan.train_steps)
+        mlflow.log_metric("train_steps", gan.train_steps, step=gan.train_steps)  # a resumed run extended adds a point
         _save_results(gan, stock_generator(cfg.model, gan.ema_generator), recorder, fixed_inputs, out_dir)
         print(f"Done: {gan.train_steps} steps. Generate samples with: python -m gan_lab.generate run_id={run_id}")
         return run_id
