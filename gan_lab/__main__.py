@@ -44,5 +44,6 @@ def main(cfg: DictConfig) -> None:
     except KeyboardInterrupt as interrupt:
         sys.exit(f"interrupted: {interrupt}")
 
+
 if __name__ == "__main__":
     main()

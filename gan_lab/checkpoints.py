@@ -100,7 +100,8 @@ def resume_config(folder: Path, cfg: DictConfig, overrides: list[str]) -> DictCo
     """The saved config of the run in ``folder``, with those of ``overrides`` that a resumed run may
     change (``RESUMABLE``) taken from ``cfg``; any other override is an error."""
     saved = OmegaConf.load(folder / CONFIG_FILE)
-    resumed = OmegaConf.merge(compose_config([f"{group}={saved[group].name}" for group in ("model", "loss", "optimizer", "data")]), saved)
+    presets = [f"{group}={saved[group].name}" for group in ("model", "loss", "optimizer", "data")]
+    resumed = OmegaConf.merge(compose_config(presets), saved)  # typed again (enums) by the schemas
     for override in overrides:
         key = override.split("=", 1)[0].lstrip("+~")
         if key == "resume":
