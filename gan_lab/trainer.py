@@ -118,9 +118,10 @@ class GAN(keras.Model):
         gradient_sum = tf.add_n([tf.reduce_sum(tf.cast(g, tf.float32)) for g in grads])  # NaN/Inf propagate
         bits = [tf.cast(~tf.math.is_finite(tf.cast(x, tf.float32)), tf.int64) * 2**i
                 for i, x in enumerate((d_loss, g_loss, gradient_sum))]
-        step = tf.cast(self.g_optimizer.iterations, tf.int64)  # before this step's update: 0-based
-        first = (self.divergence[0] < 0) & (tf.add_n(bits) > 0)
-        self.divergence.assign(tf.where(first, tf.stack([step + 1, tf.add_n(bits)]), self.divergence))
+        parts = tf.add_n(bits)
+        step = tf.cast(self.g_optimizer.iterations, tf.int64) + 1  # iterations counts the steps before this one
+        first = (self.divergence[0] < 0) & (parts > 0)
+        self.divergence.assign(tf.where(first, tf.stack([step, parts]), self.divergence))
 
     def training_state(self) -> list:
         """Every variable training changes, in a fixed order: weights and batch-norm statistics of G,
@@ -129,8 +130,12 @@ class GAN(keras.Model):
         for optimizer, network in ((self.g_optimizer, self.generator), (self.d_optimizer, self.discriminator)):
             if not optimizer.built:  # slots must exist before a restore
                 optimizer.build(network.trainable_weights)
-        return [*self.variables, *self.g_optimizer.variables, *self.d_optimizer.variables,
-                *(v for tracker in self.trackers for v in tracker.variables)]
+        return [*self.variables, *self.g_optimizer.variables, *self.d_optimizer.variables, *self.tracker_variables]
+
+    @property
+    def tracker_variables(self) -> list:
+        """The running sums and counts behind the epoch metrics."""
+        return [v for tracker in self.trackers for v in tracker.variables]
 
 
 def grid_epochs(epochs: int, save_interval: int) -> set[int]:
@@ -251,7 +256,7 @@ class Checkpointer(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         if self.carried_metrics is not None:
-            for variable, value in zip((v for t in self.model.trackers for v in t.variables), self.carried_metrics):
+            for variable, value in zip(self.model.tracker_variables, self.carried_metrics):
                 variable.assign(value)
             self.carried_metrics = None
 
@@ -406,7 +411,7 @@ def train(cfg: DictConfig, output_dir: str | Path | None = None, tags: dict[str,
         print(f"Resuming from {path} (step {start_step} of {total_steps})")
         if start_step % steps_per_epoch:
             gan.steps_per_execution = math.gcd(gan.steps_per_execution, start_step % steps_per_epoch)
-    carried = [v.numpy() for t in gan.trackers for v in t.variables] if start_step % steps_per_epoch else None
+    carried = [v.numpy() for v in gan.tracker_variables] if start_step % steps_per_epoch else None
     checkpointer = Checkpointer(checkpoints, cfg.checkpoint.every, start_step, carried)
 
     run_tags = {"output_dir": str(out_dir.resolve()), **(tags or {})}
