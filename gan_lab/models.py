@@ -68,6 +68,22 @@ class FastDropout(layers.Dropout):
         return tf.where(keep, inputs * tf.cast(1.0 / (1.0 - self.rate), inputs.dtype), tf.zeros_like(inputs))
 
 
+@keras.saving.register_keras_serializable(package="gan_lab")
+class InnerProduct(layers.Layer):
+    """Row-wise inner product of two (batch, n) tensors -> (batch, 1).
+
+    What ``layers.Dot(axes=1)`` computes; Keras runs that as a batched (1 x n) @ (n x 1) matmul,
+    which took ~10% of the cgan step on CPU. A multiply and a sum are nearly free.
+    """
+
+    def call(self, inputs):
+        a, b = inputs
+        return tf.reduce_sum(a * b, axis=-1, keepdims=True)
+
+    def compute_output_shape(self, input_shapes):
+        return (input_shapes[0][0], 1)
+
+
 def build_models(cfg: DictConfig, fast: bool = False) -> tuple[keras.Model, keras.Model]:
     """(generator, discriminator) for the model config ``cfg`` (the ``model`` group).
 
@@ -167,7 +183,7 @@ def _conv_discriminator(cfg: DictConfig, dropout) -> keras.Model:
     # Projection discriminator (Miyato & Koyama 2018): logit += <embed(y), features>.
     label = keras.Input((), dtype="int32", name="label")
     embedded = layers.Embedding(cfg.num_classes, features.shape[-1])(label)
-    projection = layers.Dot(axes=1, dtype="float32")([embedded, features])
+    projection = InnerProduct(dtype="float32")([embedded, features])
     return keras.Model([image, label], layers.Add(dtype="float32")([logit, projection]), name="discriminator")
 
 

@@ -98,9 +98,10 @@ class GAN(keras.Model):
         self.d_optimizer.apply_gradients(zip(d_grads, self.discriminator.trainable_weights))
         if self.ema:  # warmed up like tf.train.ExponentialMovingAverage(num_updates=step)
             step = tf.cast(self.g_optimizer.iterations, tf.float32)
-            decay = tf.minimum(self.ema, (1.0 + step) / (10.0 + step))
+            rate = 1.0 - tf.minimum(self.ema, (1.0 + step) / (10.0 + step))
             for average, weight in zip(self.ema_generator.weights, self.generator.weights):
-                average.assign(decay * average + (1.0 - decay) * weight)
+                # average -= rate * (average - weight), updated in place by one kernel
+                tf.raw_ops.ResourceApplyGradientDescent(var=average.handle, alpha=rate, delta=average - weight)
 
         threshold = self.gan_loss.real_threshold
         values = (

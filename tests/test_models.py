@@ -120,3 +120,15 @@ def test_fast_layers_match_stock_keras(compose_cfg):
     exported = stock_generator(cfg, fast_generator)
     assert all(type(layer).__module__.startswith("keras") for layer in exported.layers)
     np.testing.assert_allclose(exported(noise, training=False), fast_generator(noise, training=False), atol=1e-5)
+
+
+def test_inner_product_matches_keras_dot():
+    from keras import layers
+
+    from gan_lab.models import InnerProduct
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(6, 40)).astype("float32"), rng.normal(size=(6, 40)).astype("float32")
+    expected = layers.Dot(axes=1)([a, b]).numpy()
+    np.testing.assert_allclose(InnerProduct()([a, b]).numpy(), expected, rtol=1e-5)
+    assert InnerProduct()([a, b]).shape == (6, 1)

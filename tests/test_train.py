@@ -164,3 +164,16 @@ def test_cli_sweep_runs_are_grouped(mnist_dir, judge_overrides, tmp_path):
     assert {r.data.tags["sweep"] for r in runs} == {str(tmp_path / "sweep")}
     assert [by_job[j].data.params["optimizer.discriminator.lr"] for j in "01"] == ["0.0001", "0.0005"]
     assert all(r.info.status == "FINISHED" for r in runs)
+
+
+def test_ema_generator_follows_the_warmed_up_average(compose_cfg):
+    """After one step: ema = d * before + (1 - d) * generator, d = min(ema, (1 + t) / (10 + t)), t = 1."""
+    cfg = compose_cfg("model=mlp", "train.precision=float32", "train.ema=0.999")
+    gan = trainer.build_gan(cfg, steps_per_execution=1)
+    before = [w.numpy() for w in gan.ema_generator.weights]
+    rng = np.random.default_rng(0)
+    gan.train_step((rng.uniform(-1, 1, (8, 28, 28, 1)).astype("float32"), np.zeros(8, "int32")))
+    decay = min(0.999, 2 / 11)
+    for old, new, average in zip(before, gan.generator.weights, gan.ema_generator.weights):
+        assert not np.allclose(new.numpy(), old)  # the step moved the generator
+        np.testing.assert_allclose(average.numpy(), decay * old + (1 - decay) * new.numpy(), rtol=1e-5, atol=1e-7)
