@@ -41,6 +41,16 @@ def test_lr_sets_both_networks_and_each_can_differ(compose_cfg):
     assert float(g_opt.learning_rate) == pytest.approx(1e-3) and g_opt.beta_1 == 0.9
 
 
+def test_experiment_preset_changes_only_what_it_lists(compose_cfg):
+    default, fast = compose_cfg(), compose_cfg("experiment=dcgan_fast")
+    assert (fast.model.name, fast.loss.name, fast.model.dropout) == ("dcgan", "lsgan", 0.0)
+    assert fast.optimizer.generator.lr == fast.optimizer.discriminator.lr == 4e-4
+    for changed in (("loss", "name"), ("model", "dropout"), ("optimizer", "lr")):
+        default[changed[0]][changed[1]] = fast[changed[0]][changed[1]]
+    assert default == fast
+    assert compose_cfg("experiment=dcgan_fast", "optimizer.lr=1e-4").optimizer.generator.lr == 1e-4
+
+
 def test_rmsprop(compose_cfg):
     cfg = compose_cfg("optimizer=rmsprop", "optimizer.generator.lr=1e-4")
     optimizer = build_optimizer(cfg.optimizer.name, cfg.optimizer.generator)
