@@ -426,21 +426,20 @@ def train(cfg: DictConfig, output_dir: str | Path | None = None, tags: dict[str,
         precision = resolve_precision(cfg.train.precision)
         mlflow.set_tag("precision", precision)
         print(f"Precision: {precision} (train.precision={cfg.train.precision.value})")
-        callbacks = [checkpointer, recorder]
-        verbose = 1 if sys.stdout.isatty() else 2
+        def fit(first_step: int, epoch: int, end_epoch: int, steps: int) -> None:
+            """Epochs ``epoch + 1 .. end_epoch`` of ``steps`` steps each, from training step ``first_step``."""
+            dataset = make_dataset(images, labels, train_cfg.batch_size, cfg.seed, first_step)
+            gan.fit(dataset, initial_epoch=epoch, epochs=end_epoch, steps_per_epoch=steps,
+                    callbacks=[checkpointer, recorder], shuffle=False, verbose=1 if sys.stdout.isatty() else 2)
+
         epoch, offset = divmod(start_step, steps_per_epoch)
         if offset:  # finish the interrupted epoch first
-            steps = min(steps_per_epoch, total_steps - epoch * steps_per_epoch) - offset
-            dataset = make_dataset(images, labels, train_cfg.batch_size, cfg.seed, start_step)
-            gan.fit(dataset, initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=steps, callbacks=callbacks,
-                    shuffle=False, verbose=verbose)
+            fit(start_step, epoch, epoch + 1, min(steps_per_epoch, total_steps - epoch * steps_per_epoch) - offset)
             epoch += 1
         if epoch < epochs and gan.train_steps < total_steps and checkpointer.stop_signal is None:
-            dataset = make_dataset(images, labels, train_cfg.batch_size, cfg.seed, epoch * steps_per_epoch)
             # one epoch left: its length, so the progress bar ends at the step cap
-            steps = steps_per_epoch if epochs - epoch > 1 else total_steps - epoch * steps_per_epoch
-            gan.fit(dataset, initial_epoch=epoch, epochs=epochs, steps_per_epoch=steps, callbacks=callbacks,
-                    shuffle=False, verbose=verbose)
+            fit(epoch * steps_per_epoch, epoch, epochs,
+                steps_per_epoch if epochs - epoch > 1 else total_steps - epoch * steps_per_epoch)
         checkpointer.save(gan.train_steps)
         if checkpointer.stop_signal is not None:
             raise KeyboardInterrupt(f"{signal.Signals(checkpointer.stop_signal).name} at step {gan.train_steps}")
