@@ -36,6 +36,17 @@ BATCH_SIZE = {"dcgan": 256, "cgan": 256, "mlp": 128}  # the sizes of the referen
 STEPS = {"dcgan": 24, "cgan": 24, "mlp": 160}  # steps timed per block (multiples of steps_per_execution)
 
 
+def machine() -> str:
+    """CPU model, cores and bfloat16 path: the ratios depend on them (AMX runs bf16 ~3x float32)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown CPU"
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
+    bf16 = "AMX-BF16" if " amx_bf16" in info else "AVX512-BF16 (no AMX)" if " avx512_bf16" in info else "none"
+    return f"{model}, {len(os.sched_getaffinity(0))} cores, bfloat16 matmuls: {bf16}"
+
+
 def reference_step(cfg, precision: str, images, labels):
     """The tutorial's plain training loop: stock layers, two tapes, Adam 1e-4, tf.data batches.
 
@@ -116,6 +127,7 @@ def bench_train(models: list[str], rounds: int) -> None:
     from gan_lab.data import load_mnist
     from gan_lab.trainer import resolve_precision
 
+    print(f"Machine: {machine()}")
     images, labels = load_mnist(data_dir(), Split.test)
     runners = {}
     for model in models:
