@@ -36,14 +36,15 @@ STEPS = {"dcgan": 24, "cgan": 24, "mlp": 160}  # steps timed per block (multiple
 
 
 def machine() -> str:
-    """CPU model, cores and bfloat16 path: the ratios depend on them (AMX runs bf16 ~3x float32)."""
+    """CPU model, cores and bfloat16 instructions: the ratios depend on them."""
+    from gan_lab.trainer import cpu_bf16
+
     try:
         info = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return "unknown CPU"
+        info = ""
     model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
-    bf16 = "AMX-BF16" if " amx_bf16" in info else "AVX512-BF16 (no AMX)" if " avx512_bf16" in info else "none"
-    return f"{model}, {len(os.sched_getaffinity(0))} cores, bfloat16 matmuls: {bf16}"
+    return f"{model}, {os.cpu_count()} cores, bfloat16: {cpu_bf16() or 'none'}"
 
 
 def reference_step(cfg, precision: str, images, labels):

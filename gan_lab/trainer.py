@@ -342,11 +342,16 @@ def bf16_supported() -> bool:
     if gpus:
         capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0))
         return capability >= (8, 0)
+    return cpu_bf16() is not None
+
+
+def cpu_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
+    """The CPU's bfloat16 instructions: ``AMX-BF16`` (matmuls ~3x float32), ``AVX512-BF16`` or None."""
     try:
-        flags = Path("/proc/cpuinfo").read_text()
+        flags = cpuinfo.read_text()
     except OSError:
-        return False
-    return " amx_bf16" in flags or " avx512_bf16" in flags
+        return None
+    return "AMX-BF16" if " amx_bf16" in flags else "AVX512-BF16" if " avx512_bf16" in flags else None
 
 
 def build_gan(cfg: DictConfig, steps_per_execution: int | None = None) -> GAN:

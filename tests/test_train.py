@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 from gan_lab import trainer
 from gan_lab.generate import GenerateConfig, generate, main as generate_main
 from gan_lab.config import Precision
-from gan_lab.trainer import bf16_supported, grid_epochs, resolve_precision, train
+from gan_lab.trainer import bf16_supported, cpu_bf16, grid_epochs, resolve_precision, train
 
 from .conftest import ROOT
 
@@ -137,6 +137,18 @@ def test_precision_choice():
     assert resolve_precision(Precision.float32) == "float32"
     assert resolve_precision(Precision.mixed_bfloat16) == "mixed_bfloat16"
     assert resolve_precision(Precision.auto) == ("mixed_bfloat16" if bf16_supported() else "float32")
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [("avx512f amx_bf16 avx512_bf16 amx_tile", "AMX-BF16"), ("avx512f avx512_bf16 avx512_vnni", "AVX512-BF16"),
+     ("avx2 avx512f", None)],
+)
+def test_cpu_bf16_reads_the_cpu_flags(tmp_path, flags, expected):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"model name\t: Some CPU\nflags\t\t: fpu sse2 {flags}\n")
+    assert cpu_bf16(cpuinfo) == expected
+    assert cpu_bf16(tmp_path / "missing") is None
 
 
 def test_grid_epochs():
