@@ -74,7 +74,10 @@ def test_kill9_then_resume_is_bit_identical(mnist_dir, tmp_path):
     assert reference.returncode == 0, reference.stderr[-3000:]
 
     process = start_cli([*args, f"hydra.run.dir={tmp_path / 'killed'}"], tmp_path, mnist_dir)
-    wait_for(lambda: (tmp_path / "killed/checkpoints/ckpt-48.index").exists() or process.poll() is not None,
+    # the manager's state file names a checkpoint only after its files are complete; the .index
+    # file alone appears earlier, and a kill in between resumes from step 24
+    state_file = tmp_path / "killed/checkpoints/checkpoint"
+    wait_for(lambda: (state_file.exists() and '"ckpt-48"' in state_file.read_text()) or process.poll() is not None,
              what="the second checkpoint")
     process.send_signal(signal.SIGKILL)
     process.communicate()
