@@ -74,11 +74,12 @@ def test_kill9_then_resume_is_bit_identical(mnist_dir, tmp_path):
     assert reference.returncode == 0, reference.stderr[-3000:]
 
     process = start_cli([*args, f"hydra.run.dir={tmp_path / 'killed'}"], tmp_path, mnist_dir)
-    # the manager's state file names a checkpoint only after its files are complete; the .index
-    # file alone appears earlier, and a kill in between resumes from step 24
-    state_file = tmp_path / "killed/checkpoints/checkpoint"
-    wait_for(lambda: (state_file.exists() and '"ckpt-48"' in state_file.read_text()) or process.poll() is not None,
-             what="the second checkpoint")
+    # until the manager's state file names a checkpoint it is not the one a resume starts from
+    # (its .index file appears earlier)
+    def latest_step() -> int:
+        return int((tf.train.latest_checkpoint(str(tmp_path / "killed/checkpoints")) or "ckpt-0").rsplit("-", 1)[1])
+
+    wait_for(lambda: latest_step() >= 48 or process.poll() is not None, what="the second checkpoint")
     process.send_signal(signal.SIGKILL)
     process.communicate()
     assert process.returncode == -signal.SIGKILL
