@@ -44,7 +44,7 @@ def machine() -> str:
     except OSError:
         info = ""
     model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
-    return f"{model}, {os.cpu_count()} cores, bfloat16: {cpu_bf16() or 'none'}"
+    return f"{model}, {len(os.sched_getaffinity(0))} cores, bfloat16: {cpu_bf16() or 'none'}"
 
 
 def reference_step(cfg, precision: str, images, labels):
