@@ -28,8 +28,8 @@ test-all: ## Run every test, slow ones included
 train: ## Train with the default config; pass overrides as ARGS="model=mlp loss=lsgan"
 	$(PY) -m gan_lab $(ARGS)
 
-ui: ## Start the MLflow UI on 127.0.0.1 (PORT=5000) over ./mlflow.db
-	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(MLFLOW_DB) --host 127.0.0.1 --port $(PORT)
+ui: ## Serve the MLflow UI on 127.0.0.1 (PORT=5000) over ./mlflow.db; prints each experiment's runs-table address
+	$(PY) -m gan_lab.runs ui port=$(PORT) mlflow.tracking_uri=sqlite:///$(MLFLOW_DB)
 
 bench: ## Benchmarks: trainer vs plain TF step, peak memory, judge metrics, CLI start-up
 	$(PY) -m gan_lab.bench $(ARGS)

@@ -1,6 +1,8 @@
-"""``python -m gan_lab [overrides]``: compose the config with Hydra and train.
+"""``python -m gan_lab [overrides]``: compose the config with Hydra and train; ``-m``: a sweep.
 
-Kept thin and light: ``--help`` and ``--cfg job`` never import TensorFlow or MLflow.
+Kept thin and light: ``--help`` and ``--cfg job`` never import TensorFlow or MLflow. The command
+line is composed and validated once before Hydra runs it, so a bad key or value is an error naming
+it (exit 2) before anything is built or logged.
 """
 
 import sys
@@ -12,25 +14,21 @@ import gan_lab.config  # noqa: F401  (registers the schemas)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from gan_lab.config import ConfigError, validate
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        from gan_lab.sweep import run_job
 
-    try:
-        validate(cfg)
-    except ConfigError as err:  # bad values: say which and stop before TensorFlow or MLflow start
-        sys.exit(f"error: {err}")
+        return run_job(cfg)  # a failed job does not stop the sweep; the sweep callback reports it at the end
 
     from gan_lab.checkpoints import CheckpointError, locate_run, resume_config
+    from gan_lab.config import ConfigError
     from gan_lab.data import DataError
     from gan_lab.trainer import TrainingDiverged, train
 
     hydra_cfg = HydraConfig.get()
-    tags = {"output_dir": hydra_cfg.runtime.output_dir}
-    if hydra_cfg.mode == RunMode.MULTIRUN:
-        tags |= {"sweep": hydra_cfg.sweep.dir, "sweep_job": str(hydra_cfg.job.num)}
     try:
         if cfg.resume:
             run_id, uri, folder = locate_run(cfg.resume, cfg.mlflow.tracking_uri)
@@ -38,12 +36,37 @@ def main(cfg: DictConfig) -> None:
             resumed.mlflow.tracking_uri = uri
             train(resumed, output_dir=folder, tags={"gan_lab.resumed_by": hydra_cfg.runtime.output_dir}, run_id=run_id)
         else:
-            train(cfg, output_dir=hydra_cfg.runtime.output_dir, tags=tags)
-    except (ConfigError, DataError, CheckpointError, TrainingDiverged) as err:
+            train(cfg, output_dir=hydra_cfg.runtime.output_dir)
+    except ConfigError as err:
+        sys.exit(_usage_error(err))
+    except (DataError, CheckpointError, TrainingDiverged) as err:
         sys.exit(f"error: {err}")
     except KeyboardInterrupt as interrupt:
         sys.exit(f"interrupted: {interrupt}")
+    return None
+
+
+def _usage_error(err: Exception) -> int:
+    print(f"error: {err}", file=sys.stderr)
+    return 2
+
+
+def check_command_line(argv: list[str]) -> None:
+    """Exit 2 with the problem named if the overrides of ``argv`` do not compose or validate."""
+    from hydra._internal.utils import get_args_parser
+
+    from gan_lab.config import ConfigError, check_overrides
+
+    args, _ = get_args_parser().parse_known_args(argv)
+    if args.help or args.hydra_help or args.info or args.shell_completion or args.config_name or args.config_path \
+            or args.config_dir:
+        return  # Hydra's own output, or another config than conf/config.yaml
+    try:
+        check_overrides(args.overrides, multirun=args.multirun or args.cfg is not None)  # --cfg: a sweep may be shown
+    except ConfigError as err:
+        sys.exit(_usage_error(err))
 
 
 if __name__ == "__main__":
+    check_command_line(sys.argv[1:])
     main()

@@ -5,13 +5,15 @@ The values live in ``conf/*.yaml``; these dataclasses give them types, so a bad 
 before TensorFlow or MLflow is imported. This module must stay free of heavy imports.
 """
 
+import dataclasses
+import difflib
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
@@ -30,6 +32,11 @@ class Precision(Enum):
 class Split(Enum):
     train = "train"
     test = "test"
+
+
+class Direction(Enum):
+    minimize = "minimize"
+    maximize = "maximize"
 
 
 @dataclass
@@ -143,6 +150,16 @@ class MLflowConfig:
 
 
 @dataclass
+class SweepConfig:
+    """How a multirun (``-m``) is summarised; read by the sweep callback (``gan_lab/sweep.py``)."""
+
+    objective: str = "fid"  # the judge metric each job returns (optuna's objective) and the best job is picked by
+    direction: Direction = Direction.minimize
+    register: Optional[str] = None  # a model name: register the best job's generator under it when the sweep ends
+    alias: str = "champion"  # the alias that registration sets
+
+
+@dataclass
 class Config:
     model: Any = MISSING
     loss: Any = MISSING
@@ -152,6 +169,7 @@ class Config:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     mlflow: MLflowConfig = field(default_factory=MLflowConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
     seed: int = MISSING
     resume: Optional[str] = None  # an MLflow run id or a run's output folder to continue
 
@@ -173,15 +191,16 @@ def register_configs() -> None:
 register_configs()
 
 
-def compose_config(overrides: list[str]) -> DictConfig:
-    """The config ``python -m gan_lab <overrides>`` would train with (Hydra's compose API)."""
+def compose_config(overrides: list[str], with_hydra: bool = False) -> DictConfig:
+    """The config ``python -m gan_lab <overrides>`` would train with (Hydra's compose API);
+    ``with_hydra``: also its ``hydra`` node (launcher, sweeper)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     if GlobalHydra.instance().is_initialized():  # inside the @hydra.main app
-        return compose(config_name="config", overrides=overrides)
+        return compose(config_name="config", overrides=overrides, return_hydra_config=with_hydra)
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="config", overrides=overrides)
+        return compose(config_name="config", overrides=overrides, return_hydra_config=with_hydra)
 
 
 class ConfigError(ValueError):
@@ -196,7 +215,12 @@ AT_LEAST_ONE = (
 
 
 def validate(cfg: DictConfig) -> None:
-    """Check the values Hydra's types cannot (ranges, paths) before anything is built or logged."""
+    """Check what Hydra's types cannot (keys added with ``+``, ranges, paths) before anything is built or logged."""
+    from gan_lab.metrics import SCALARS
+
+    unknown = unknown_keys(cfg)
+    if unknown:
+        raise ConfigError(unknown_key_message(*unknown[0]))
     for key in AT_LEAST_ONE:
         if OmegaConf.select(cfg, key) < 1:
             raise ConfigError(f"{key}={OmegaConf.select(cfg, key)}: must be an integer >= 1")
@@ -215,3 +239,104 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(
             f"data.path={cfg.data.path}: no such file or folder; point it at the MNIST IDX .gz files or an .npz"
         )
+    if cfg.sweep.objective not in SCALARS:
+        raise ConfigError(f"sweep.objective={cfg.sweep.objective}: not a judge metric; one of {', '.join(SCALARS)}")
+
+
+def config_groups() -> list[str]:
+    """The config groups of ``conf/`` (``model``, ``loss``, ..., ``experiment``, ``sweep``)."""
+    return sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())
+
+
+def unknown_keys(cfg: DictConfig) -> list[tuple[str, list[str]]]:
+    """Keys no schema declares (added with ``+``, which Hydra accepts), each with the keys valid in its place."""
+    found = []
+
+    def walk(node: DictConfig, prefix: str) -> None:
+        schema = OmegaConf.get_type(node)
+        known = [f.name for f in dataclasses.fields(schema)] if dataclasses.is_dataclass(schema) else None
+        for key in node:
+            if known is not None and key not in known:
+                found.append((prefix + key, known))
+            elif isinstance(node._get_node(key), DictConfig):
+                walk(node._get_node(key), f"{prefix}{key}.")
+
+    walk(cfg, "")
+    return found
+
+
+def unknown_key_message(key: str, known: list[str], groups: list[str] | None = None) -> str:
+    """``<key>: no such key``, the nearest valid keys and the valid ones (``groups``: config groups too)."""
+    parent, _, name = key.rpartition(".")
+    groups = (config_groups() if not parent else []) if groups is None else groups
+    near = difflib.get_close_matches(name, list(dict.fromkeys([*known, *groups])), n=3, cutoff=0.6)
+    hint = f"did you mean {' or '.join(near)}? " if near else ""
+    message = f"{key}: no such key; {hint}valid keys {f'under {parent}' if parent else 'at the top level'}: {', '.join(known)}"
+    return message + (f"; config groups (group=<preset>): {', '.join(groups)}" if groups else "")
+
+
+def composition_error(err: Exception) -> str:
+    """Hydra's composition error as one message naming the key, with the nearest valid keys where one is unknown."""
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+    cause = err.__cause__
+    message = str(err).split("\nConfig search path")[0].strip()  # Hydra appends its search path to "Could not find"
+    if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and dataclasses.is_dataclass(cause.object_type):
+        known = [f.name for f in dataclasses.fields(cause.object_type)]
+        return f"{unknown_key_message(cause.full_key, known)} ({cause.msg.splitlines()[0]})"
+    if isinstance(cause, OmegaConfBaseException) and cause.full_key:
+        return f"{cause.full_key}: {cause.msg.splitlines()[0]} ({message.splitlines()[0]})"
+    return message
+
+
+def as_override(key: str, value: Any) -> str:
+    """``key=value`` in Hydra's override grammar (null, true/false, quoted strings)."""
+    if value is None:
+        return f"{key}=null"
+    if isinstance(value, bool):
+        return f"{key}={str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"{key}={value}"
+    quoted = str(value.name if isinstance(value, Enum) else value).replace("'", "\\'")
+    return f"{key}='{quoted}'"
+
+
+def first_of_sweeps(overrides: list[str]) -> list[str]:
+    """The overrides of a multirun's first job: each sweep (``a=1,2``, ``range(..)``, ``interval(..)``) at its first value."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import IntervalSweep
+
+    single = []
+    for override in OverridesParser.create().parse_overrides(overrides):
+        if not override.is_sweep_override():
+            single.append(override.input_line)
+        elif isinstance(override.value(), IntervalSweep):
+            single.append(f"{override.get_key_element()}={override.value().start}")
+        else:
+            single.append(f"{override.get_key_element()}={next(iter(override.sweep_string_iterator()))}")
+    return single
+
+
+def check_overrides(overrides: list[str], multirun: bool = False) -> DictConfig:
+    """Compose and validate the config these command-line overrides give, as Hydra will, and return it
+    (without its ``hydra`` node); a multirun is checked at its first job, sweeper params (``+sweep=...``)
+    included. Raises ConfigError naming the key and the fix."""
+    from hydra.errors import HydraException
+
+    try:
+        if multirun:
+            overrides = first_of_sweeps(overrides)
+        cfg = compose_config(overrides, with_hydra=True)
+        params = cfg.hydra.sweeper.get("params") or {}
+        if params and not multirun:
+            raise ConfigError(f"the config sweeps {', '.join(params)} (hydra.sweeper.params, e.g. from +sweep=...): "
+                              "add -m to run the sweep")
+        if params:  # the sweeper puts them before the command line's, which win
+            cfg = compose_config(first_of_sweeps([f"{key}={value}" for key, value in params.items()]) + overrides,
+                                 with_hydra=True)
+    except HydraException as err:
+        raise ConfigError(composition_error(err)) from None
+    with open_dict(cfg):
+        del cfg["hydra"]
+    validate(cfg)
+    return cfg

@@ -1,98 +1,101 @@
-"""Judge samples and print their figures as JSON.
+"""python -m gan_lab.evaluate run_id=<id> | model_uri=models:/<name>@<alias> | images=<file.npz> [n=10000] [seed=0] [data.*] [judge.*] [mlflow.*]
 
-    python -m gan_lab.evaluate run_id=<id> [n=10000] [seed=0]   # re-evaluate a run, log into it
-    python -m gan_lab.evaluate images=<file.npz>                 # judge exported samples
-
-``images=`` takes any .npz with ``images`` (uint8 N x 28 x 28, as written by
-``gan_lab.generate``) and optionally the ``labels`` a conditional generator was asked for.
-Other ``key=value`` arguments are config overrides choosing the judge (``data.path=…``,
-``data.split=test``, ``judge.epochs=…``); with ``run_id=`` the run's own data settings are used
-unless ``data.*`` overrides are given.
+Judges samples and prints their figures (with the real-data ceilings as real_*) as one JSON object
+on stdout; everything else goes to stderr.
+- run_id= / model_uri=: generate n samples from that generator, judge them and log the figures into
+  its training run. The run's own data settings choose the judge unless data.* overrides are given.
+- images=: judge an .npz holding `images` (N x 28 x 28, N x 28 x 28 x 1 or N x 784; uint8 0-255, or
+  float in 0-1 or -1-1) and optionally the `labels` a conditional generator was asked for.
 """
 
+import contextlib
 import json
 import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
-from gan_lab.config import compose_config
+from gan_lab.cli import run_command
+from gan_lab.config import ConfigError, as_override, check_overrides
+
+SHARED = ("seed", "mlflow", "data", "judge")
 
 
 @dataclass
 class EvaluateArgs:
-    run_id: Optional[str] = None
-    images: Optional[str] = None
-    n: int = 10000
-    seed: int = 0
+    run_id: Optional[str] = field(default=None, metadata={"help": "judge this training run's generator, log into the run"})
+    model_uri: Optional[str] = field(default=None, metadata={"help": "or a model: models:/<name>@<alias>, runs:/<id>/generator"})
+    images: Optional[str] = field(default=None, metadata={"help": "or an .npz of images (and labels)"})
+    n: int = field(default=10000, metadata={"help": "samples generated from a run or model"})
 
 
-def parse_args(argv: list[str]) -> tuple[EvaluateArgs, list[str]]:
-    """Split ``argv`` into this command's arguments (type-checked) and config overrides."""
-    own = {f.name for f in fields(EvaluateArgs)}
-    mine = [a for a in argv if a.split("=", 1)[0] in own]
-    args = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(EvaluateArgs), OmegaConf.from_dotlist(mine)))
-    if (args.run_id is None) == (args.images is None):
-        raise ValueError("give exactly one of run_id=<MLflow run id> or images=<file.npz>")
-    if args.n < 1:
-        raise ValueError(f"n must be >= 1, got {args.n}")
-    return args, [a for a in argv if a not in mine]
-
-
-def load_samples(path: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """(uint8 images N x 28 x 28, labels or None) from an .npz written by ``gan_lab.generate``."""
+def load_samples(path: str) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """(images for the judge, labels or None, the pixel range assumed) from an .npz of samples."""
     try:
         with np.load(path, allow_pickle=False) as data:
             images = data["images"]
             labels = data["labels"] if "labels" in data.files else None
     except (OSError, KeyError, ValueError) as err:
-        raise ValueError(f"{path}: not a samples .npz with an 'images' array ({err})") from None
-    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
-        raise ValueError(f"{path}: 'images' must be uint8 N x 28 x 28, got {images.dtype} {images.shape}")
+        raise ConfigError(f"images={path}: not an .npz with an 'images' array ({err})") from None
+    if images.ndim < 2 or images.shape[1:] not in ((28, 28), (28, 28, 1), (784,)):
+        raise ConfigError(f"images={path}: 'images' must be N x 28 x 28, N x 28 x 28 x 1 or N x 784, got {images.shape}")
+    images = images.reshape(len(images), 28, 28)
     if labels is not None and labels.shape != (len(images),):
-        raise ValueError(f"{path}: 'labels' must hold one label per image, got shape {labels.shape}")
-    return images, labels
+        raise ConfigError(f"images={path}: 'labels' must hold one label per image, got shape {labels.shape}")
+    if images.dtype == np.uint8:
+        return images, labels, "uint8 0-255"
+    if not np.issubdtype(images.dtype, np.floating):
+        raise ConfigError(f"images={path}: 'images' must be uint8 (0-255) or float (0-1 or -1-1), got {images.dtype}")
+    low, high = float(images.min()), float(images.max())
+    if not (np.isfinite(low) and np.isfinite(high) and -1 <= low and high <= 1):
+        raise ConfigError(f"images={path}: float images must lie in 0-1 or -1-1, found {low:.3g} to {high:.3g}")
+    scaled = images if low < 0 else images * 2.0 - 1.0
+    return scaled.astype(np.float32)[..., None], labels, "float -1-1" if low < 0 else "float 0-1"
 
 
 def evaluate(args: EvaluateArgs, overrides: list[str]) -> dict:
     """The judged figures, with the real-data ceilings under ``real_*`` names."""
-    cfg = compose_config(overrides)
-    if args.images is not None:
-        images, labels = load_samples(args.images)
-        from gan_lab.judge import get_judge
+    from gan_lab.judge import get_judge
 
+    if sum(x is not None for x in (args.run_id, args.model_uri, args.images)) != 1:
+        raise ConfigError("give one of run_id=<MLflow run id>, model_uri=models:/<name>@<alias> or images=<file.npz>")
+    if args.n < 1:
+        raise ConfigError(f"n={args.n}: must be >= 1")
+    cfg = check_overrides(overrides)
+    if args.images is not None:
+        images, labels, assumed = load_samples(args.images)
+        print(f"images={args.images}: {len(images)} images, pixel range assumed {assumed}", file=sys.stderr)
         judge = get_judge(cfg)
-        return {**judge.evaluate(images, requested=labels), **judge.ceilings, "judge": judge.info["key"]}
+        return {**judge.evaluate(images, requested=labels), **judge.ceilings, "judge": judge.info["key"],
+                "assumed_range": assumed}
 
     import mlflow
 
     from gan_lab import tracking
-    from gan_lab.judge import get_judge, judge_generator, log_judgement
+    from gan_lab.judge import judge_generator, log_judgement
 
-    run = tracking.find_training_run(args.run_id, cfg.mlflow.tracking_uri)
+    run, model_uri = tracking.generator_source(args.run_id, args.model_uri, cfg.mlflow.tracking_uri)
     trained = OmegaConf.create(mlflow.artifacts.load_text(f"{run.info.artifact_uri}/config.yaml"))
-    data_overrides = OmegaConf.from_dotlist([o for o in overrides if o.startswith("data.")])
-    cfg = OmegaConf.merge(cfg, {"data": trained.data, "model": trained.model}, data_overrides)
+    data = [as_override(f"data.{key}", value) for key, value in trained.data.items() if key != "name"]
+    cfg = check_overrides([f"data={trained.data.name}", *data, *overrides])  # the user's data.* last, so they win
+    cfg = OmegaConf.merge(cfg, {"model": trained.model})
     judge = get_judge(cfg)
-    generator = mlflow.keras.load_model(f"runs:/{args.run_id}/generator")
-    result = judge_generator(judge, generator, cfg.model, args.n, args.seed)
-    history = mlflow.MlflowClient().get_metric_history(args.run_id, "d_loss")
-    log_judgement(args.run_id, judge, result, step=max((m.step for m in history), default=0))
-    return {**result, **judge.ceilings, "judge": judge.info["key"]}
+    result = judge_generator(judge, mlflow.keras.load_model(model_uri), cfg.model, args.n, cfg.seed)
+    history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "d_loss")
+    log_judgement(run.info.run_id, judge, result, step=max((m.step for m in history), default=0))
+    return {**result, **judge.ceilings, "judge": judge.info["key"], "run_id": run.info.run_id}
+
+
+def _main(args: EvaluateArgs, overrides: list[str]) -> None:
+    with contextlib.redirect_stdout(sys.stderr):  # judge training, Keras and MLflow messages: stdout holds the JSON only
+        result = evaluate(args, overrides)
+    print(json.dumps(result, indent=2))
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        args, overrides = parse_args(sys.argv[1:] if argv is None else argv)
-        result = evaluate(args, overrides)
-    except (OmegaConfBaseException, ValueError, LookupError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(json.dumps(result, indent=2))
-    return 0
+    return run_command(__doc__, EvaluateArgs, SHARED, _main, argv)
 
 
 if __name__ == "__main__":

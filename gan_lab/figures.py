@@ -30,6 +30,11 @@ def label_grid(images: np.ndarray, labels: np.ndarray, cols: int = 10) -> np.nda
     return image_grid(np.concatenate([np.concatenate([row, blank[len(row) :]]) for row in rows]), cols)
 
 
+def sample_grid(images: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+    """The grid a run shows: 10 x 10 samples, or for conditional samples one row per label."""
+    return image_grid(images[:100]) if labels is None else label_grid(images, labels)
+
+
 def save_png(picture: np.ndarray, path: Path) -> None:
     """Write a uint8 picture (grayscale H x W or RGB H x W x 3) as PNG, byte-identical for identical pixels."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -108,3 +113,86 @@ def save_loss_curve(history: dict[str, list[float]], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png", dpi=100)
     plt.close(fig)
+
+
+def _panels(n: int, width: float, height: float, cols: int = 4):
+    """A figure of ``n`` panels, ``cols`` per row, and the list of its axes (extra ones hidden)."""
+    plt = _pyplot()
+    cols = max(1, min(cols, n))
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), dpi=100, squeeze=False)
+    axes = list(axes.flat)
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes[:n]
+
+
+def metrics_vs_parameter(name: str, values: list[float], metrics: dict[str, list[float]], log_x: bool) -> np.ndarray:
+    """One panel per metric: its final value against a swept parameter (one point per job)."""
+    fig, axes = _panels(len(metrics), 3.2, 2.6)
+    order = np.argsort(values)
+    x = np.asarray(values, dtype=float)[order]
+    for ax, (metric, ys) in zip(axes, metrics.items()):
+        ax.plot(x, np.asarray(ys, dtype=float)[order], marker="o")
+        ax.set(xlabel=name, title=metric, xscale="log" if log_x else "linear")
+        ax.tick_params(axis="x", which="both", labelsize=7, labelrotation=30)
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"Final judge metrics against {name}")
+    fig.tight_layout()
+    return _rgb(fig)
+
+
+def metrics_by_job(labels: list[str], metrics: dict[str, list[float]]) -> np.ndarray:
+    """One panel per metric: a bar per job (for sweeps over choices, such as model x loss)."""
+    fig, axes = _panels(len(metrics), max(3.2, 0.5 * len(labels)), 3.2)
+    for ax, (metric, ys) in zip(axes, metrics.items()):
+        ax.bar(range(len(labels)), np.nan_to_num(np.asarray(ys, dtype=float)), color="tab:blue")
+        ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=7)
+        ax.set_title(metric)
+        ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    return _rgb(fig)
+
+
+def objective_by_trial(trials: list[int], values: list[float], objective: str, maximise: bool) -> np.ndarray:
+    """A search's objective per trial, with the best so far."""
+    plt = _pyplot()
+    values = np.asarray(values, dtype=float)
+    best = (np.fmax if maximise else np.fmin).accumulate(values)
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    ax.plot(trials, values, "o", label="trial")
+    ax.plot(trials, best, "-", color="tab:orange", label="best so far")
+    ax.set(xlabel="trial (sweep job)", ylabel=objective, title=f"{objective} by trial")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _rgb(fig)
+
+
+def histograms_side_by_side(labels: list[str], counts: list[list[int] | None]) -> np.ndarray:
+    """Every job's label histogram (share of samples per judged digit), side by side."""
+    fig, axes = _panels(len(labels), 3.0, 2.4)
+    for ax, label, job_counts in zip(axes, labels, counts):
+        if job_counts is None:
+            ax.text(0.5, 0.5, "no judgement", ha="center", va="center", transform=ax.transAxes)
+        else:
+            ax.bar(range(len(job_counts)), np.asarray(job_counts) / max(sum(job_counts), 1), color="tab:blue")
+            ax.axhline(1 / len(job_counts), color="gray", linestyle=":", linewidth=1)
+            ax.set_xticks(range(len(job_counts)))
+        ax.set_title(label, fontsize=8)
+    fig.tight_layout()
+    return _rgb(fig)
+
+
+def pictures_side_by_side(labels: list[str], pictures: list[np.ndarray | None]) -> np.ndarray:
+    """Every job's last sample grid, side by side."""
+    fig, axes = _panels(len(labels), 3.0, 3.4)
+    for ax, label, picture in zip(axes, labels, pictures):
+        if picture is None:
+            ax.text(0.5, 0.5, "no samples", ha="center", va="center", transform=ax.transAxes)
+        else:
+            ax.imshow(picture, cmap="gray", vmin=0, vmax=255)
+        ax.set_title(label, fontsize=8)
+        ax.axis("off")
+    fig.tight_layout()
+    return _rgb(fig)

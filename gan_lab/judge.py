@@ -9,12 +9,13 @@ split; with ``data.split=test`` it trains on a ``1 - judge.holdout`` share and h
 rest. The held-out images are halved: one half is the real *reference* that samples are
 compared with, the other is judged like a sample set to give the real-data ceilings.
 
-``python -m gan_lab.judge [overrides]`` trains (or loads) the judge and prints its figures.
+``python -m gan_lab.judge [data.*] [judge.*] [mlflow.*]`` trains (or loads) the judge and prints its figures.
 """
 
 import hashlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -29,11 +30,10 @@ from omegaconf import DictConfig, OmegaConf
 from gan_lab import figures, tracking
 from gan_lab.config import Split
 from gan_lab.data import load_mnist, scale_images
-from gan_lab.metrics import sample_metrics
-from gan_lab.models import generate_images, is_conditional, sample_noise
+from gan_lab.metrics import SCALARS, sample_metrics
+from gan_lab.models import IMAGE_SHAPE, generate_images, is_conditional, predict, sample_noise
 
 ARCHITECTURE = "conv32x3-maxpool-conv64x3-maxpool-flatten-dense128-dense10-softmax/v1"
-SCALARS = ("score", "fid", "precision", "recall", "confidence", "min_share", "max_share", "kl_uniform", "cond_acc")
 JUDGE_KEY_TAG = "gan_lab.judge_key"
 
 
@@ -59,7 +59,7 @@ class Judge:
     def outputs(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(probs, features) of uint8 (N, 28, 28) images, or float (N, 28, 28, 1) in [-1, 1]."""
         x = scale_images(images) if images.dtype == np.uint8 else images
-        probs, features = self.model.predict(x, batch_size=1000, verbose=0)
+        probs, features = predict(self.model, x)
         return probs, features
 
     def evaluate(self, images: np.ndarray, requested: np.ndarray | None = None) -> dict:
@@ -99,7 +99,7 @@ def judge_key(judge_cfg: DictConfig, fit, held) -> str:
 
 
 def _accuracy(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> float:
-    probs, _ = model.predict(images, batch_size=1000, verbose=0)
+    probs, _ = predict(model, images)
     return float((probs.argmax(axis=1) == labels).mean())
 
 
@@ -115,7 +115,7 @@ def train_judge(judge_cfg: DictConfig, fit, held, key: str) -> Judge:
 
     held_x, held_y = held
     ceiling_x, ceiling_y, reference_x = held_x[0::2], held_y[0::2], held_x[1::2]
-    judge = Judge(model, reference=model.predict(reference_x, batch_size=1000, verbose=0)[1], info={})
+    judge = Judge(model, reference=predict(model, reference_x)[1], info={})
     judge.info = {
         "key": key,
         "architecture": ARCHITECTURE,
@@ -130,13 +130,19 @@ def train_judge(judge_cfg: DictConfig, fit, held, key: str) -> Judge:
 
 
 def _save(judge: Judge, folder: Path) -> None:
-    """Write the judge atomically: a temporary folder renamed into place."""
+    """Write the judge atomically: a temporary folder renamed into place (unless another process,
+    training the same judge, got there first)."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
     judge.model.save(staging / "judge.keras")
     np.save(staging / "reference.npy", judge.reference)
     (staging / "judge.json").write_text(json.dumps(judge.info, indent=2))
-    os.replace(staging, folder)
+    try:
+        os.replace(staging, folder)
+    except OSError:
+        if not (folder / "judge.json").is_file():
+            raise
+        shutil.rmtree(staging)
 
 
 def _load(folder: Path) -> Judge:
@@ -167,7 +173,8 @@ def get_judge(cfg: DictConfig) -> Judge:
 
 def _log_once(judge: Judge, cfg: DictConfig) -> str:
     """The MLflow run holding this judge in the configured store, created on first use."""
-    experiment_id = tracking.use_experiment(tracking.tracking_uri(cfg.mlflow.tracking_uri), cfg.judge.experiment)
+    experiment_id = tracking.use_experiment(tracking.tracking_uri(cfg.mlflow.tracking_uri), cfg.judge.experiment,
+                                            tracking.JUDGE_COLUMNS)
     key = judge.info["key"]
     found = MlflowClient().search_runs([experiment_id], f"tags.`{JUDGE_KEY_TAG}` = '{key}'", max_results=1)
     if found:
@@ -182,7 +189,8 @@ def _log_once(judge: Judge, cfg: DictConfig) -> str:
                             **judge.ceilings})
         mlflow.log_dict(info, "judge.json")
         mlflow.log_image(figures.histogram_figure(info["real"]["counts"]), "real_label_histogram.png")
-        mlflow.keras.log_model(judge.model, name="judge", pip_requirements=[f"keras=={keras.__version__}"])
+        blank = np.full((2, *IMAGE_SHAPE), -1.0, np.float32)  # the input format: images in [-1, 1]
+        tracking.log_keras_model(judge.model, "judge", blank, keep_example=False)  # two outputs: not servable
         return run.info.run_id
 
 
@@ -214,12 +222,21 @@ def summary(judge: Judge) -> dict:
         **judge.ceilings, "real_counts": info["real"]["counts"]}
 
 
-def main(argv: list[str] | None = None) -> int:
-    from gan_lab.config import compose_config
+@dataclass
+class JudgeArgs:
+    """The judge command has no keys of its own."""
 
-    cfg = compose_config(sys.argv[1:] if argv is None else argv)
-    print(json.dumps(summary(get_judge(cfg)), indent=2))
-    return 0
+
+def _main(args: JudgeArgs, overrides: list[str]) -> None:
+    from gan_lab.config import check_overrides
+
+    print(json.dumps(summary(get_judge(check_overrides(overrides))), indent=2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    from gan_lab.cli import run_command
+
+    return run_command(__doc__, JudgeArgs, ("data", "judge", "mlflow"), _main, argv)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,9 @@
 
 import numpy as np
 
+# The scalar figures ``sample_metrics`` returns (cond_acc only for conditional samples).
+SCALARS = ("score", "fid", "precision", "recall", "confidence", "min_share", "max_share", "kl_uniform", "cond_acc")
+
 
 def classifier_score(probs: np.ndarray) -> float:
     """exp(E_x KL(p(y|x) || p(y))): 1 for a single class, K for confident uniform predictions."""

@@ -205,7 +205,16 @@ def build_cgan(
     return _conv_generator(cfg, batch_norm), _conv_discriminator(cfg, dropout)
 
 
+def predict(model: keras.Model, inputs, batch_size: int = 1000):
+    """``model``'s outputs on ``inputs`` (an array, or a list or dict of arrays) as NumPy, in batches:
+    a plain call per batch. Keras' ``predict`` compiles a step per model, which TensorFlow counts as
+    retraces of one function and warns about after a few models."""
+    n = len(keras.tree.flatten(inputs)[0])
+    batches = [model(keras.tree.map_structure(lambda a: a[i : i + batch_size], inputs), training=False)
+               for i in range(0, n, batch_size)]
+    return keras.tree.map_structure(lambda *parts: np.concatenate([np.asarray(p) for p in parts]), *batches)
+
+
 def generate_images(generator: keras.Model, noise: np.ndarray, labels: np.ndarray | None, batch_size: int = 1000):
     """uint8 (N, 28, 28) images from the generator, in fixed-size batches."""
-    inputs = noise if labels is None else [noise, labels]
-    return to_uint8(generator.predict(inputs, batch_size=batch_size, verbose=0))
+    return to_uint8(predict(generator, noise if labels is None else [noise, labels], batch_size))

@@ -1,8 +1,10 @@
 """MLflow: where runs go, what a run records, and finding a run again."""
 
 import contextlib
+import json
 import os
 import socket
+import time
 from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
@@ -36,25 +38,52 @@ def flatten(cfg: DictConfig) -> dict[str, str]:
     return flat
 
 
-def use_experiment(uri: str, name: str) -> str:
-    """Point MLflow at ``uri`` and return the id of experiment ``name``, creating it if needed.
+# The runs-table columns a new user sees, as a saved view of the experiment (MLflow UI "shared view").
+VIEW = "gan_lab"
+TRAINING_COLUMNS = ("metrics.score", "metrics.fid", "metrics.precision", "metrics.recall", "metrics.train_seconds",
+                    "params.model.name", "params.loss.name", "params.optimizer.generator.lr")
+JUDGE_COLUMNS = ("metrics.holdout_accuracy", "metrics.real_score", "metrics.real_fid", "params.n_fit", "params.data.split")
+
+
+def _experiment_tags(columns: tuple[str, ...]) -> dict[str, str]:
+    """A model-training experiment (``mlflow.experimentKind``, which MLflow 3.17's UI does not read
+    yet; see ``ui_address``) with a saved view that shows ``columns`` in the runs table."""
+    now = int(time.time() * 1000)
+    selected = [f"{kind}.`{key}`" for kind, key in (column.split(".", 1) for column in columns)]
+    view = {"name": "gan_lab", "createdAt": now, "updatedAt": now, "state": json.dumps({"selectedColumns": selected})}
+    return {"mlflow.experimentKind": "custom_model_development", f"mlflow.sharedViewState.{VIEW}": json.dumps(view)}
+
+
+def use_experiment(uri: str, name: str, columns: tuple[str, ...] = TRAINING_COLUMNS) -> str:
+    """Point MLflow at ``uri`` and return the id of experiment ``name``, creating it if needed with
+    gan_lab's view of its runs (``columns``; added to an experiment that lacks it).
 
     New experiments of an sqlite store keep their artifacts in ``mlartifacts/`` beside the
     database file, wherever the run was launched from.
     """
     mlflow.set_tracking_uri(uri)
     experiment = mlflow.get_experiment_by_name(name)
+    tags = _experiment_tags(columns)
     if experiment is not None:
+        if f"mlflow.sharedViewState.{VIEW}" not in experiment.tags:
+            for key, value in tags.items():
+                mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, key, value)
         return experiment.experiment_id
     artifact_location = None
     if uri.startswith("sqlite:///"):
         artifact_location = (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
     try:
-        return mlflow.create_experiment(name, artifact_location=artifact_location)
+        return mlflow.create_experiment(name, artifact_location=artifact_location, tags=tags)
     except mlflow.exceptions.MlflowException as err:  # a parallel job created it first
         if err.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
         return mlflow.get_experiment_by_name(name).experiment_id
+
+
+def ui_address(base: str, experiment_id: str) -> str:
+    """The MLflow UI's runs table of an experiment with gan_lab's columns. MLflow 3.17 opens experiments
+    on its GenAI overview unless the address asks for the model-training view (``workflowType``)."""
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?viewStateShareKey={VIEW}&workflowType=machine_learning"
 
 
 @contextlib.contextmanager
@@ -92,6 +121,47 @@ def training_run(cfg: DictConfig, tags: dict[str, str], run_id: str | None = Non
             ) from None
 
 
+class _KerasFlavor:
+    """``mlflow.keras`` whose ``save_model`` creates the model folder first: given an input example,
+    MLflow's Keras flavor writes it before creating the folder (mlflow/mlflow#16183, open in 3.17)."""
+
+    __name__ = "mlflow.keras"
+
+    @staticmethod
+    def save_model(path: str, **kwargs) -> None:
+        os.makedirs(path, exist_ok=True)
+        mlflow.keras.save_model(path=path, **kwargs)
+
+
+def log_keras_model(model, name: str, example, keep_example: bool = True) -> None:
+    """Log a Keras model into the active run with the signature ``example`` gives, and ``example`` as
+    its input example (``keep_example=False`` for models MLflow cannot serve, e.g. several outputs)."""
+    import keras
+    import tensorflow as tf
+
+    from gan_lab.models import predict
+
+    interactive = keras.utils.is_interactive_logging_enabled()
+    keras.utils.disable_interactive_logging()  # MLflow checks the example with a verbose Keras predict
+    try:
+        mlflow.models.Model.log(
+            artifact_path=None, name=name, flavor=_KerasFlavor, model=model, input_example=example if keep_example else None,
+            signature=mlflow.models.infer_signature(example, predict(model, example)),
+            pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"],
+        )
+    finally:
+        if interactive:
+            keras.utils.enable_interactive_logging()
+
+
+def start_sweep_run(uri: str, experiment_id: str, sweep_dir: Path, tags: dict[str, str]) -> str:
+    """The RUNNING parent run of a multirun, named after its folder; its jobs' runs become its children."""
+    client = MlflowClient(uri)
+    run = client.create_run(experiment_id, run_name="sweep-" + "/".join(Path(sweep_dir).parts[-2:]), tags={
+        RUN_KIND_TAG: "sweep", "sweep": str(sweep_dir), **_owner_tags(), **tags})
+    return run.info.run_id
+
+
 OWNER_HOST_TAG, OWNER_PID_TAG, OWNER_START_TAG = "gan_lab.host", "gan_lab.pid", "gan_lab.pid_start"
 
 
@@ -127,12 +197,12 @@ def owner_alive(run: Run) -> bool | None:
 
 
 def reap_dead_runs(experiment_ids: list[str]) -> list[str]:
-    """Mark KILLED the RUNNING training runs of these experiments whose process on this host is gone
+    """Mark KILLED the RUNNING training and sweep runs of these experiments whose process on this host is gone
     (killed with SIGKILL, or the machine lost power); returns their ids. Runs of other hosts are left alone."""
     client = MlflowClient()
     reaped = []
-    for run in client.search_runs(experiment_ids, f"attributes.status = 'RUNNING' and tags.`{RUN_KIND_TAG}` = 'train'"):
-        if owner_alive(run) is False:
+    for run in client.search_runs(experiment_ids, "attributes.status = 'RUNNING'"):
+        if run.data.tags.get(RUN_KIND_TAG) in ("train", "sweep") and owner_alive(run) is False:
             client.set_tag(run.info.run_id, "gan_lab.reaped", f"process {run.data.tags[OWNER_PID_TAG]} was gone")
             client.set_terminated(run.info.run_id, "KILLED")
             reaped.append(run.info.run_id)
@@ -152,3 +222,29 @@ def find_training_run(run_id: str, uri: str | None = None) -> Run:
     if run.data.tags.get(RUN_KIND_TAG) != "train":
         raise LookupError(f"MLflow run {run_id!r} is not a gan_lab training run (no generator to load)")
     return run
+
+
+def generator_source(run_id: str | None, model_uri: str | None, uri: str | None = None) -> tuple[Run, str]:
+    """(training run, generator model URI) for ``run_id=<id>`` or ``model_uri=models:/<name>@<alias>``
+    (also ``models:/<name>/<version>``, ``models:/<model id>``, ``runs:/<run id>/generator``)."""
+    if (run_id is None) == (model_uri is None):
+        raise LookupError("give one of run_id=<MLflow run id> or model_uri=models:/<name>@<alias> (or runs:/<id>/generator)")
+    if run_id is not None:
+        return find_training_run(run_id, uri), f"runs:/{run_id}/generator"
+    mlflow.set_tracking_uri(tracking_uri(uri))
+    try:
+        source_run = mlflow.models.get_model_info(model_uri).run_id
+    except (mlflow.exceptions.MlflowException, OSError) as err:
+        raise LookupError(f"model_uri={model_uri}: not found in {mlflow.get_tracking_uri()} "
+                          f"({str(err).splitlines()[0]}); register one with python -m gan_lab.register") from None
+    return find_training_run(source_run, uri), model_uri
+
+
+def register_generator(run_id: str, name: str, alias: str | None, uri: str | None = None) -> str:
+    """Register run ``run_id``'s generator as a new version of model ``name`` (and point ``alias`` at it);
+    returns the version."""
+    find_training_run(run_id, uri)
+    version = mlflow.register_model(f"runs:/{run_id}/generator", name).version
+    if alias:
+        MlflowClient().set_registered_model_alias(name, alias, version)
+    return str(version)

@@ -220,7 +220,7 @@ class RunRecorder(keras.callbacks.Callback):
     def save_grid(self, epoch: int) -> None:
         noise, labels = self.fixed_inputs
         images = generate_images(self.model.ema_generator, noise, labels)
-        grid = figures.image_grid(images) if labels is None else figures.label_grid(images, labels)
+        grid = figures.sample_grid(images, labels)
         figures.save_png(grid, self.out_dir / "grids" / f"epoch_{epoch:04d}.png")
         mlflow.log_image(grid, key="samples", step=epoch)
 
@@ -462,14 +462,17 @@ def _logged_history(run_id: str, uri: str) -> dict[str, list[tuple[int, float]]]
 
 
 def _save_results(gan: GAN, generator: keras.Model, recorder: RunRecorder, fixed_inputs, out_dir: Path) -> None:
-    """Loss curve, the final samples one PNG each, the (stock-layer, float32) generator model and
-    the discriminator weights."""
+    """Loss curve, the final sample grid and samples (one PNG each), the (stock-layer, float32)
+    generator model with its signature and an input example, and the discriminator weights."""
     figures.save_loss_curve(recorder.history, out_dir / "loss_curve.png")
     mlflow.log_artifact(str(out_dir / "loss_curve.png"))
 
     noise, labels = fixed_inputs
+    images = generate_images(generator, noise, labels)
+    figures.save_png(figures.sample_grid(images, labels), out_dir / "grid.png")
+    mlflow.log_artifact(str(out_dir / "grid.png"))
     final_dir = out_dir / "samples"
-    for i, image in enumerate(generate_images(generator, noise, labels)):
+    for i, image in enumerate(images):
         suffix = "" if labels is None else f"_digit{labels[i]}"
         figures.save_png(image, final_dir / f"{i:03d}{suffix}.png")
     mlflow.log_artifacts(str(final_dir), "samples")
@@ -477,10 +480,4 @@ def _save_results(gan: GAN, generator: keras.Model, recorder: RunRecorder, fixed
     generator.save(out_dir / "generator.keras")
     gan.discriminator.save_weights(out_dir / "discriminator.weights.h5")
     mlflow.log_artifact(str(out_dir / "discriminator.weights.h5"))
-    example = noise[:2] if labels is None else {"noise": noise[:2], "label": labels[:2]}
-    mlflow.keras.log_model(
-        generator,
-        name="generator",
-        signature=mlflow.models.infer_signature(example, generator.predict(example, verbose=0)),
-        pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"],
-    )
+    tracking.log_keras_model(generator, "generator", noise[:2] if labels is None else {"noise": noise[:2], "label": labels[:2]})

@@ -1,6 +1,8 @@
 """Shared fixtures: Hydra compose-API configs, the real MNIST test split, a temporary MLflow store."""
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -8,6 +10,20 @@ import pytest
 from gan_lab.config import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def start_cli(args: list[str], cwd: Path, mnist_dir: Path | None = None, module: str = "gan_lab") -> subprocess.Popen:
+    """``python -m <module> <args>`` in ``cwd``, as a user runs it, with the data from ``mnist_dir``."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)} | ({"GAN_LAB_DATA_DIR": str(mnist_dir)} if mnist_dir else {})
+    return subprocess.Popen([sys.executable, "-m", module, *args], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def run_cli(args: list[str], cwd: Path, mnist_dir: Path | None = None, module: str = "gan_lab",
+            timeout: float = 600) -> subprocess.CompletedProcess:
+    process = start_cli(args, cwd, mnist_dir, module)
+    stdout, stderr = process.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from gan_lab.config import Split
 from gan_lab.data import load_mnist
 from gan_lab.evaluate import main as evaluate_main
 from gan_lab.figures import to_uint8
-from gan_lab.generate import GenerateConfig, generate
+from gan_lab.generate import GenerateArgs, generate
 from gan_lab.judge import get_judge, judge_data, judge_key
 from gan_lab.trainer import train
 
@@ -106,7 +106,7 @@ def test_evaluate_run_logs_into_it(trained_runs, mlflow_uri, judge_overrides, ca
 
 
 def test_evaluate_exported_samples(trained_runs, mlflow_uri, judge_overrides, mnist_dir, tmp_path, capsys):
-    npz = generate(GenerateConfig(run_id=trained_runs["cgan"], n=100, out=str(tmp_path), tracking_uri=mlflow_uri))
+    npz = generate(GenerateArgs(run_id=trained_runs["cgan"], n=100, out=str(tmp_path)), tracking_uri=mlflow_uri)
     args = [f"images={npz}", f"data.path={mnist_dir}", "data.split=test", f"mlflow.tracking_uri={mlflow_uri}"]
     assert evaluate_main([*args, *judge_overrides]) == 0
     printed = json.loads(capsys.readouterr().out)
@@ -114,15 +114,43 @@ def test_evaluate_exported_samples(trained_runs, mlflow_uri, judge_overrides, mn
     assert sum(printed["counts"]) == 100
 
 
+@pytest.mark.parametrize(("layout", "assumed"), [("uint8 N x 28 x 28", "uint8 0-255"),
+                                               ("float 0-1 N x 28 x 28 x 1", "float 0-1"),
+                                               ("float -1-1 N x 784", "float -1-1")])
+def test_evaluate_accepts_the_usual_image_layouts(judge, judge_overrides, mnist_dir, mlflow_uri, tmp_path, capsys,
+                                                  layout, assumed):
+    """The same real digits in three layouts: the same figures, the range it assumed, JSON alone on stdout."""
+    images, labels = load_mnist(str(mnist_dir), Split.test)
+    digits = to_uint8(images[:500])
+    arrays = {"uint8 N x 28 x 28": digits, "float 0-1 N x 28 x 28 x 1": (digits / 255.0)[..., None],
+              "float -1-1 N x 784": (digits / 127.5 - 1.0).reshape(500, 784)}
+    np.savez(tmp_path / "digits.npz", images=arrays[layout], labels=labels[:500])
+    args = [f"images={tmp_path / 'digits.npz'}", f"data.path={mnist_dir}", "data.split=test", f"mlflow.tracking_uri={mlflow_uri}"]
+    assert evaluate_main([*args, *judge_overrides]) == 0
+    printed = json.loads(capsys.readouterr().out)  # nothing but the JSON object
+    assert printed["assumed_range"] == assumed
+    expected = judge.evaluate(digits, requested=labels[:500])
+    for name in ("score", "fid", "cond_acc"):
+        assert printed[name] == pytest.approx(expected[name], rel=1e-3), name
+    assert printed["score"] > 7
+
+
 def test_evaluate_bad_input(tmp_path, capsys):
-    np.savez(tmp_path / "floats.npz", images=np.zeros((3, 28, 28), np.float32))
+    np.savez(tmp_path / "counts.npz", images=np.zeros((3, 28, 28), np.int32))
+    np.savez(tmp_path / "bytes_as_floats.npz", images=np.full((3, 28, 28), 255.0, np.float32))
+    np.savez(tmp_path / "large.npz", images=np.zeros((3, 32, 32), np.uint8))
     cases = [
-        ([], "give exactly one of run_id=<MLflow run id> or images=<file.npz>"),
-        (["images=a.npz", "run_id=b"], "give exactly one of"),
-        ([f"images={tmp_path / 'missing.npz'}"], "not a samples .npz with an 'images' array"),
-        ([f"images={tmp_path / 'floats.npz'}"], "'images' must be uint8 N x 28 x 28, got float32 (3, 28, 28)"),
-        (["images=x.npz", "n=0"], "n must be >= 1"),
+        ([], "give one of run_id=<MLflow run id>, model_uri=models:/<name>@<alias> or images=<file.npz>"),
+        (["images=a.npz", "run_id=b"], "give one of"),
+        ([f"images={tmp_path / 'missing.npz'}"], "not an .npz with an 'images' array"),
+        ([f"images={tmp_path / 'counts.npz'}"], "'images' must be uint8 (0-255) or float (0-1 or -1-1), got int32"),
+        ([f"images={tmp_path / 'bytes_as_floats.npz'}"], "float images must lie in 0-1 or -1-1, found 255 to 255"),
+        ([f"images={tmp_path / 'large.npz'}"], "must be N x 28 x 28, N x 28 x 28 x 1 or N x 784, got (3, 32, 32)"),
+        (["images=x.npz", "n=0"], "n=0: must be >= 1"),
+        (["images=x.npz", "samples=3"], "samples: no such key; valid keys: run_id, model_uri, images, n"),
+        (["images=x.npz", "judge.sample=3"], "judge.sample: no such key; did you mean samples?"),
     ]
     for argv, message in cases:
-        assert evaluate_main(argv) == 2
-        assert message in capsys.readouterr().err, argv
+        assert evaluate_main(argv) == 2, argv
+        captured = capsys.readouterr()
+        assert message in captured.err and captured.out == "", argv

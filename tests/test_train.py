@@ -9,7 +9,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from gan_lab import trainer
-from gan_lab.generate import GenerateConfig, generate, main as generate_main
+from gan_lab.generate import GenerateArgs, generate, main as generate_main
 from gan_lab.config import Precision
 from gan_lab.trainer import bf16_supported, cpu_bf16, grid_epochs, resolve_precision, train
 
@@ -67,8 +67,7 @@ def test_run_is_recorded_in_mlflow(runs, mlflow_uri, model, loss):
 @pytest.mark.parametrize("model", ["mlp", "cgan"])
 def test_generate_from_run(runs, mlflow_uri, tmp_path, model):
     run_id, _ = runs[model, "bce"]
-    cfg = GenerateConfig(run_id=run_id, n=25, out=str(tmp_path / "a"), seed=3, tracking_uri=mlflow_uri)
-    npz = generate(cfg)
+    npz = generate(GenerateArgs(run_id=run_id, n=25, out=str(tmp_path / "a")), seed=3, tracking_uri=mlflow_uri)
     with np.load(npz) as data:
         images = data["images"]
         assert images.shape == (25, 28, 28) and images.dtype == np.uint8
@@ -79,8 +78,8 @@ def test_generate_from_run(runs, mlflow_uri, tmp_path, model):
             assert "labels" not in data.files
     assert (tmp_path / "a" / "grid.png").is_file()
 
-    again = generate(GenerateConfig(run_id=run_id, n=25, out=str(tmp_path / "b"), seed=3, tracking_uri=mlflow_uri))
-    other = generate(GenerateConfig(run_id=run_id, n=25, out=str(tmp_path / "c"), seed=4, tracking_uri=mlflow_uri))
+    again = generate(GenerateArgs(run_id=run_id, n=25, out=str(tmp_path / "b")), seed=3, tracking_uri=mlflow_uri)
+    other = generate(GenerateArgs(run_id=run_id, n=25, out=str(tmp_path / "c")), seed=4, tracking_uri=mlflow_uri)
     assert again.read_bytes() == npz.read_bytes()
     assert (tmp_path / "b" / "grid.png").read_bytes() == (tmp_path / "a" / "grid.png").read_bytes()
     assert other.read_bytes() != npz.read_bytes()
@@ -88,7 +87,7 @@ def test_generate_from_run(runs, mlflow_uri, tmp_path, model):
 
 def test_generate_requested_labels(runs, mlflow_uri, tmp_path):
     run_id, _ = runs["cgan", "lsgan"]
-    npz = generate(GenerateConfig(run_id=run_id, n=12, out=str(tmp_path), labels=[7], tracking_uri=mlflow_uri))
+    npz = generate(GenerateArgs(run_id=run_id, n=12, out=str(tmp_path), labels=[7]), tracking_uri=mlflow_uri)
     with np.load(npz) as data:
         assert data["labels"].tolist() == [7] * 12
 
@@ -96,14 +95,17 @@ def test_generate_requested_labels(runs, mlflow_uri, tmp_path):
 def test_generate_bad_requests(runs, mlflow_uri, capsys):
     mlp_run, _ = runs["mlp", "bce"]
     cgan_run, _ = runs["cgan", "bce"]
+    store = f"mlflow.tracking_uri={mlflow_uri}"
     cases = [
-        ([f"run_id={mlp_run}", "n=0"], "n must be >= 1, got 0"),
-        (["n=5"], "run_id=<MLflow run id> is required"),
-        ([f"run_id={mlp_run}", "n=lots"], "could not be converted to Integer"),
-        ([f"run_id={mlp_run}", "colour=red"], "Key 'colour' not in 'GenerateConfig'"),
-        (["run_id=0123456789abcdef", f"tracking_uri={mlflow_uri}"], "no MLflow run '0123456789abcdef'"),
-        ([f"run_id={mlp_run}", "labels=[7]", f"tracking_uri={mlflow_uri}"], "labels= needs a cgan run"),
-        ([f"run_id={cgan_run}", "labels=[12]", f"tracking_uri={mlflow_uri}"], r"labels must lie in 0..9"),
+        ([f"run_id={mlp_run}", "n=0", store], "n=0: must be >= 1"),
+        (["n=5", store], "give one of run_id=<MLflow run id> or model_uri=models:/<name>@<alias>"),
+        ([f"run_id={mlp_run}", "n=lots"], "n: Value 'lots' of type 'str' could not be converted to Integer"),
+        ([f"run_id={mlp_run}", "colour=red"], "colour: no such key; valid keys: run_id, model_uri, n"),
+        ([f"run_id={mlp_run}", "tracking_uri=x"], "tracking_uri: no such key; did you mean "),
+        (["run_id=0123456789abcdef", store], "no MLflow run '0123456789abcdef'"),
+        ([f"run_id={mlp_run}", "labels=[7]", store], "labels= needs a cgan run"),
+        ([f"run_id={cgan_run}", "labels=[12]", store], "labels=[12]: must lie in 0..9"),
+        (["model_uri=models:/nobody@champion", store], "model_uri=models:/nobody@champion: not found in"),
     ]
     for argv, message in cases:
         assert generate_main(argv) == 2
@@ -154,28 +156,6 @@ def test_cpu_bf16_reads_the_cpu_flags(tmp_path, flags, expected):
 def test_grid_epochs():
     assert grid_epochs(3, 5) == {1, 2, 3}
     assert grid_epochs(22, 5) == {1, 2, 3, 4, 5, 10, 15, 20, 22}
-
-
-def test_cli_sweep_runs_are_grouped(mnist_dir, judge_overrides, tmp_path):
-    """``python -m gan_lab -m optimizer.lr=...``: one MLflow run per job, tagged with the sweep."""
-    result = subprocess.run(
-        [
-            sys.executable, "-m", "gan_lab", "-m", "optimizer.lr=1e-4,5e-4", "model=mlp", "data.split=test",
-            "train.epochs=1", "train.max_steps=2", "train.batch_size=32", f"hydra.sweep.dir={tmp_path / 'sweep'}",
-            *judge_overrides,
-        ],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
-        env={**__import__("os").environ, "GAN_LAB_DATA_DIR": str(mnist_dir), "PYTHONPATH": str(ROOT)},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "d_loss:" in result.stdout  # per-epoch losses printed
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")  # default store: the launch directory
-    runs = client.search_runs([client.get_experiment_by_name("gan_lab").experiment_id])
-    by_job = {r.data.tags["sweep_job"]: r for r in runs}
-    assert sorted(by_job) == ["0", "1"]
-    assert {r.data.tags["sweep"] for r in runs} == {str(tmp_path / "sweep")}
-    assert [by_job[j].data.params["optimizer.discriminator.lr"] for j in "01"] == ["0.0001", "0.0005"]
-    assert all(r.info.status == "FINISHED" for r in runs)
 
 
 def test_ema_generator_follows_the_warmed_up_average(compose_cfg):

@@ -1,0 +1,135 @@
+"""Sweeps as one unit: one MLflow parent per multirun, its jobs as children, a summary in the parent,
+failed jobs marked without stopping the others; an optuna search; registering and sampling by name."""
+
+import csv
+import io
+import json
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from gan_lab import generate as generate_cli
+from gan_lab import register as register_cli
+
+from .conftest import run_cli
+
+TINY = ["model=mlp", "data.split=test", "train.epochs=1", "train.max_steps=6", "train.batch_size=32"]
+SUMMARY_FIGURES = {"summary/label_histograms.png", "summary/sample_grids.png"}
+
+
+def sweep_runs(store: str):
+    """(parent, children by job number) of the only sweep in the store's gan_lab experiment."""
+    client = MlflowClient(store)
+    runs = client.search_runs([client.get_experiment_by_name("gan_lab").experiment_id])
+    parents = [r for r in runs if r.data.tags.get("gan_lab.kind") == "sweep"]
+    assert len(parents) == 1
+    children = {int(r.data.tags["sweep_job"]): r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id}
+    assert len(children) == len(runs) - 1  # every other run is a child of the sweep
+    return client, parents[0], children
+
+
+def artifact_paths(client: MlflowClient, run_id: str, path: str) -> set[str]:
+    return {a.path for a in client.list_artifacts(run_id, path)}
+
+
+@pytest.fixture(scope="module")
+def failing_sweep(mnist_dir, judge_overrides, tmp_path_factory):
+    """Three jobs in parallel (joblib) on a new sqlite store; the second has a bad learning rate."""
+    folder = tmp_path_factory.mktemp("sweep")
+    result = run_cli(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "optimizer.lr=1e-4,-1,4e-4", *TINY,
+                      f"hydra.sweep.dir={folder / 'sweep'}", *judge_overrides], folder, mnist_dir)
+    return result, folder, f"sqlite:///{folder / 'mlflow.db'}"
+
+
+def test_a_sweep_is_one_parent_run_with_a_child_per_job(failing_sweep):
+    result, folder, store = failing_sweep
+    client, parent, children = sweep_runs(store)
+    assert parent.info.run_name == f"sweep-{folder.name}/sweep"
+    assert parent.data.tags["gan_lab.swept"] == "optimizer.lr=1e-4,-1,4e-4"
+    assert parent.data.tags["gan_lab.launcher"] == "joblib" and parent.data.tags["gan_lab.sweeper"] == "basic"
+    assert json.loads((folder / "sweep" / "sweep.json").read_text())["parent_run_id"] == parent.info.run_id
+    assert sorted(children) == [0, 1, 2]
+    assert [children[j].data.params.get("optimizer.generator.lr") for j in (0, 2)] == ["0.0001", "0.0004"]
+    assert json.loads(children[2].data.tags["gan_lab.job_overrides"])[0] == "optimizer.lr=0.0004"
+    assert "locked" not in result.stderr
+    judges = client.search_runs([client.get_experiment_by_name("gan_lab-judges").experiment_id])
+    assert len(judges) == 1  # trained and logged once, before the parallel jobs
+
+
+def test_a_failed_job_does_not_stop_the_sweep(failing_sweep):
+    result, folder, store = failing_sweep
+    client, parent, children = sweep_runs(store)
+    assert [children[j].info.status for j in (0, 1, 2)] == ["FINISHED", "FAILED", "FINISHED"]
+    assert children[1].data.tags["gan_lab.failure"] == (
+        "ConfigError: optimizer.generator.lr=-1.0: must be > 0 (optimizer.lr sets both networks)")
+    assert result.returncode != 0
+    assert "error: 1 sweep job(s) failed: job 1 (lr=-1): ConfigError: optimizer.generator.lr=-1.0" in result.stderr
+    assert parent.info.status == "FAILED" and parent.data.metrics["failed_jobs"] == 1
+
+
+def test_the_parent_holds_the_summary_and_the_best_job(failing_sweep):
+    result, folder, store = failing_sweep
+    client, parent, children = sweep_runs(store)
+    finished = [children[0], children[2]]
+    best = min(finished, key=lambda r: r.data.metrics["fid"])
+    assert parent.data.tags["best_run_id"] == best.info.run_id  # default: lowest fid
+    for name in ("score", "fid", "precision", "recall", "min_share", "max_share", "train_seconds"):
+        assert parent.data.metrics[name] == best.data.metrics[name], name
+
+    assert artifact_paths(client, parent.info.run_id, "summary") >= SUMMARY_FIGURES | {
+        "summary/summary.csv", "summary/summary.md", "summary/metrics_vs_optimizer.lr.png"}
+    table = list(csv.DictReader(io.StringIO(mlflow.artifacts.load_text(f"{parent.info.artifact_uri}/summary/summary.csv"))))
+    assert [(row["job"], row["optimizer.lr"], row["status"]) for row in table] == [
+        ("0", "0.0001", "FINISHED"), ("1", "-1", "FAILED"), ("2", "0.0004", "FINISHED")]
+    assert float(table[2]["fid"]) == pytest.approx(children[2].data.metrics["fid"], rel=1e-3)
+    assert float(table[0]["train_seconds"]) > 0 and table[1]["fid"] == "" and "must be > 0" in table[1]["failure"]
+    markdown = (folder / "sweep" / "summary" / "summary.md").read_text()
+    assert f"Best job by lowest fid: {best.data.tags['sweep_job']} (run {best.info.run_id}" in markdown
+    for child in finished:
+        assert "grid.png" in {a.path for a in client.list_artifacts(child.info.run_id)}
+
+
+@pytest.fixture(scope="module")
+def search(mnist_dir, judge_overrides, tmp_path_factory):
+    """A three-trial optuna search over the learning rate whose best trial is registered as `tiny@champion`."""
+    folder = tmp_path_factory.mktemp("search")
+    result = run_cli(["-m", "+sweep=lr_search", "hydra.sweeper.n_trials=3", *TINY, "sweep.register=tiny",
+                      f"hydra.sweep.dir={folder / 'sweep'}", *judge_overrides], folder, mnist_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return folder, f"sqlite:///{folder / 'mlflow.db'}"
+
+
+def test_an_optuna_search_is_a_sweep_too(search):
+    folder, store = search
+    client, parent, children = sweep_runs(store)
+    assert parent.data.tags["gan_lab.sweeper"] == "optuna" and sorted(children) == [0, 1, 2]
+    rates = [float(children[j].data.params["optimizer.generator.lr"]) for j in range(3)]
+    assert len(set(rates)) == 3 and all(5e-5 <= lr <= 2e-3 for lr in rates)  # the preset's log-uniform range
+    fids = [children[j].data.metrics["fid"] for j in range(3)]
+    results = (folder / "sweep" / "optimization_results.yaml").read_text()
+    assert f"best_value: {min(fids)}" in results  # each trial returned its final fid
+    assert parent.data.tags["best_run_id"] == children[int(np.argmin(fids))].info.run_id
+    assert "summary/objective_by_trial.png" in artifact_paths(client, parent.info.run_id, "summary")
+
+
+def test_the_best_job_is_registered_and_sampled_by_name(search, tmp_path, capsys):
+    folder, store = search
+    client, parent, children = sweep_runs(store)
+    version = client.get_model_version_by_alias("tiny", "champion")
+    assert version.run_id == parent.data.tags["best_run_id"]
+    assert parent.data.tags["registered_model"] == "models:/tiny@champion"
+
+    out = tmp_path / "by_name"
+    assert generate_cli.main(["model_uri=models:/tiny@champion", "n=16", f"out={out}", f"mlflow.tracking_uri={store}"]) == 0
+    assert generate_cli.main([f"run_id={version.run_id}", "n=16", f"out={tmp_path / 'by_run'}", f"mlflow.tracking_uri={store}"]) == 0
+    assert (out / "samples.npz").read_bytes() == (tmp_path / "by_run" / "samples.npz").read_bytes()
+
+    other = next(child.info.run_id for child in children.values() if child.info.run_id != version.run_id)
+    assert register_cli.main([f"run_id={other}", "name=tiny", "alias=champion", f"mlflow.tracking_uri={store}"]) == 0
+    assert "as tiny version 2: model_uri=models:/tiny@champion" in capsys.readouterr().out
+    assert client.get_model_version_by_alias("tiny", "champion").run_id == other
+    assert register_cli.main(["run_id=0123456789abcdef", "name=tiny", f"mlflow.tracking_uri={store}"]) == 2
+    assert "no MLflow run '0123456789abcdef'" in capsys.readouterr().err
+    assert (out / "grid.png").is_file()
