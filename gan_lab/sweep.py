@@ -9,6 +9,7 @@ find their parent there. Light to import: Hydra loads it for every run.
 
 import json
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -141,6 +142,7 @@ def summarise(config: DictConfig, parent_id: str, uri: str, sweep_dir: Path) -> 
     """Write the sweep's summary into its folder and its parent run, mark the best job, register it if
     ``sweep.register`` is set, and end the parent. Returns a line per failed job."""
     import numpy as np
+    from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 
     from gan_lab import figures, tracking
@@ -186,11 +188,15 @@ def summarise(config: DictConfig, parent_id: str, uri: str, sweep_dir: Path) -> 
               for row in rows if row["status"] != "FINISHED"]
     client.log_metric(parent_id, "failed_jobs", len(failed))
     client.log_metric(parent_id, "jobs", len(rows))
-    if best is not None:
+    if best is not None:  # the parent shows the best job's config and figures, so parents compare like runs
         client.set_tag(parent_id, "best_run_id", best["run_id"])
         client.set_tag(parent_id, "best_job", str(best["job"]))
-        for name, value in client.get_run(best["run_id"]).data.metrics.items():
-            client.log_metric(parent_id, name, value)
+        best_run = client.get_run(best["run_id"])
+        client.log_batch(parent_id, metrics=[Metric(name, value, int(time.time() * 1000), 0)
+                                             for name, value in best_run.data.metrics.items()])
+        params = [Param(name, value) for name, value in best_run.data.params.items()]
+        for start in range(0, len(params), 100):  # MLflow takes up to 100 params per batch
+            client.log_batch(parent_id, params=params[start : start + 100])
         print(f"Best job {best['job']} ({_job_label(best, keys)}): {objective} {best[objective]:.4g}, run {best['run_id']}")
         if config.sweep.register:
             version = tracking.register_generator(best["run_id"], config.sweep.register, config.sweep.alias, uri)

@@ -147,7 +147,7 @@ def test_evaluate_bad_input(tmp_path, capsys):
         ([f"images={tmp_path / 'bytes_as_floats.npz'}"], "float images must lie in 0-1 or -1-1, found 255 to 255"),
         ([f"images={tmp_path / 'large.npz'}"], "must be N x 28 x 28, N x 28 x 28 x 1 or N x 784, got (3, 32, 32)"),
         (["images=x.npz", "n=0"], "n=0: must be >= 1"),
-        (["images=x.npz", "samples=3"], "samples: no such key; valid keys: run_id, model_uri, images, n"),
+        (["images=x.npz", "samples=3"], "samples: no such key; did you mean judge.samples? valid keys: run_id, model_uri, images, n"),
         (["images=x.npz", "judge.sample=3"], "judge.sample: no such key; did you mean samples?"),
     ]
     for argv, message in cases:

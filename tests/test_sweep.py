@@ -77,6 +77,7 @@ def test_the_parent_holds_the_summary_and_the_best_job(failing_sweep):
     assert parent.data.tags["best_run_id"] == best.info.run_id  # default: lowest fid
     for name in ("score", "fid", "precision", "recall", "min_share", "max_share", "train_seconds"):
         assert parent.data.metrics[name] == best.data.metrics[name], name
+    assert parent.data.params == best.data.params  # the best job's config, for comparing sweeps
 
     assert artifact_paths(client, parent.info.run_id, "summary") >= SUMMARY_FIGURES | {
         "summary/summary.csv", "summary/summary.md", "summary/metrics_vs_optimizer.lr.png"}
