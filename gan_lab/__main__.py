@@ -23,10 +23,11 @@ def main(cfg: DictConfig) -> float | None:
 
         return run_job(cfg)  # a failed job does not stop the sweep; the sweep callback reports it at the end
 
+    from gan_lab.callbacks import TrainingDiverged
     from gan_lab.checkpoints import CheckpointError, locate_run, resume_config
     from gan_lab.config import ConfigError
     from gan_lab.data import DataError
-    from gan_lab.trainer import TrainingDiverged, train
+    from gan_lab.trainer import train
 
     hydra_cfg = HydraConfig.get()
     try:

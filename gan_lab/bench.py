@@ -37,7 +37,7 @@ STEPS = {"dcgan": 24, "cgan": 24, "mlp": 160}  # steps timed per block (multiple
 
 def machine() -> str:
     """CPU model, cores and bfloat16 instructions: the ratios depend on them."""
-    from gan_lab.trainer import cpu_bf16
+    from gan_lab.precision import cpu_bf16
 
     try:
         info = Path("/proc/cpuinfo").read_text()
@@ -102,7 +102,8 @@ def trainer_step(cfg, images, labels):
     compiled multi-step function ``fit`` calls, on one endless iterator.
 
     Returns ``run(steps)``; ``steps`` must be a multiple of ``train.steps_per_execution``."""
-    from gan_lab.trainer import build_gan, make_dataset
+    from gan_lab.data import make_dataset
+    from gan_lab.trainer import build_gan
 
     gan = build_gan(cfg)
     gan.make_train_function()
@@ -125,7 +126,7 @@ def bench_train(models: list[str], rounds: int) -> None:
     """
     from gan_lab.config import Split, compose_config
     from gan_lab.data import load_mnist
-    from gan_lab.trainer import resolve_precision
+    from gan_lab.precision import resolve_precision
 
     print(f"Machine: {machine()}")
     images, labels = load_mnist(data_dir(), Split.test)

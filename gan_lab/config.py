@@ -277,7 +277,11 @@ def unknown_key_message(key: str, known: list[str], groups: list[str] | None = N
 
 def composition_error(err: Exception) -> str:
     """Hydra's composition error as one message naming the key, with the nearest valid keys where one is unknown."""
-    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+    from omegaconf.errors import (
+        ConfigAttributeError,
+        ConfigKeyError,
+        OmegaConfBaseException,
+    )
 
     cause = err.__cause__
     message = str(err).split("\nConfig search path")[0].strip()  # Hydra appends its search path to "Could not find"

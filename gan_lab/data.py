@@ -1,4 +1,5 @@
-"""MNIST loading: Keras' checksummed download, or local IDX .gz files / an .npz.
+"""MNIST loading (Keras' checksummed download, or local IDX .gz files / an .npz) and the training
+pipeline over it (``make_dataset``).
 
 ``load_mnist`` returns images as float32 (N, 28, 28, 1) in [-1, 1] and int32 labels.
 Local files are checked against the canonical sizes and MD5 sums, so a truncated, corrupt
@@ -148,3 +149,28 @@ def _keras_download(split: Split):
             "(or an mnist.npz)."
         ) from None
     return (x_train, y_train) if split == Split.train else (x_test, y_test)
+
+
+def make_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int, start_step: int = 0):
+    """Endless in-memory batches of (image, label) from training step ``start_step`` on.
+
+    Each epoch is a permutation drawn from ``(seed, epoch)`` alone, its partial last batch
+    dropped, so a resumed run sees the same batches as an uninterrupted one. Use with ``fit(...,
+    steps_per_epoch=len(images) // batch_size)``; one iterator serves every epoch.
+    """
+    import tensorflow as tf  # here, so that importing this module (config errors, --help) stays light
+
+    steps_per_epoch = len(images) // batch_size
+    first_epoch, skip = divmod(start_step, steps_per_epoch)
+    images, labels = tf.constant(images), tf.constant(labels)
+
+    def epoch_batches(epoch):
+        order = tf.random.experimental.stateless_shuffle(tf.range(len(images)), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
+        return tf.data.Dataset.from_tensor_slices(tf.reshape(order[: steps_per_epoch * batch_size], [steps_per_epoch, batch_size]))
+
+    return (
+        tf.data.Dataset.range(first_epoch, 2**62)
+        .flat_map(epoch_batches)
+        .skip(skip)
+        .map(lambda index: (tf.gather(images, index), tf.gather(labels, index)))
+    )

@@ -25,13 +25,19 @@ import keras
 import mlflow
 import numpy as np
 from mlflow import MlflowClient
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from gan_lab import figures, tracking
 from gan_lab.config import Split
 from gan_lab.data import load_mnist, scale_images
 from gan_lab.metrics import SCALARS, sample_metrics
-from gan_lab.models import IMAGE_SHAPE, generate_images, is_conditional, predict, sample_noise
+from gan_lab.models import (
+    IMAGE_SHAPE,
+    generate_images,
+    is_conditional,
+    predict,
+    sample_noise,
+)
 
 ARCHITECTURE = "conv32x3-maxpool-conv64x3-maxpool-flatten-dense128-dense10-softmax/v1"
 JUDGE_KEY_TAG = "gan_lab.judge_key"

@@ -102,9 +102,9 @@ def run_job(cfg: DictConfig) -> float | None:
     except KeyboardInterrupt:
         raise
     except Exception as err:  # noqa: BLE001  (any failure of one job; the sweep goes on)
+        from gan_lab.callbacks import TrainingDiverged
         from gan_lab.checkpoints import CheckpointError
         from gan_lab.data import DataError
-        from gan_lab.trainer import TrainingDiverged
 
         if not isinstance(err, (ConfigError, DataError, CheckpointError, TrainingDiverged)):
             traceback.print_exc()

@@ -17,11 +17,12 @@ import tensorflow as tf
 from mlflow.tracking import MlflowClient
 
 from gan_lab import runs as runs_cli
+from gan_lab.callbacks import TrainingDiverged
 from gan_lab.checkpoints import CheckpointError, locate_run, resume_config
 from gan_lab.config import ConfigError, Split
 from gan_lab.generate import GenerateArgs, generate
 from gan_lab.losses import LOSSES, GANLoss, bce_discriminator_loss, bce_generator_loss
-from gan_lab.trainer import TrainingDiverged, train
+from gan_lab.trainer import train
 
 from .conftest import run_cli, start_cli
 
@@ -160,8 +161,8 @@ def test_same_seed_same_run_other_seed_other_run(tiny_train_cfg, mlflow_uri, tmp
 
 def test_per_step_losses_repeat(compose_cfg, mnist_dir):
     """The default model and precision (dcgan, bf16 where supported), one loss pair per step."""
-    from gan_lab.data import load_mnist
-    from gan_lab.trainer import build_gan, make_dataset
+    from gan_lab.data import load_mnist, make_dataset
+    from gan_lab.trainer import build_gan
 
     images, labels = load_mnist(str(mnist_dir), Split.test)
 

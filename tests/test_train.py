@@ -1,7 +1,5 @@
 """End to end on the real MNIST test split: train a few steps, check MLflow, generate samples."""
 
-import subprocess
-import sys
 
 import mlflow
 import numpy as np
@@ -9,11 +7,12 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from gan_lab import trainer
-from gan_lab.generate import GenerateArgs, generate, main as generate_main
+from gan_lab.callbacks import grid_epochs
 from gan_lab.config import Precision
-from gan_lab.trainer import bf16_supported, cpu_bf16, grid_epochs, resolve_precision, train
-
-from .conftest import ROOT
+from gan_lab.generate import GenerateArgs, generate
+from gan_lab.generate import main as generate_main
+from gan_lab.precision import bf16_supported, cpu_bf16, resolve_precision
+from gan_lab.trainer import train
 
 EPOCH_METRICS = {"d_loss", "g_loss", "d_acc_real", "d_acc_fake"}
 

@@ -139,9 +139,8 @@ class Page:
         return self.driver.execute_script(script, *args)
 
     def wait(self, condition, what: str):
-        from selenium.webdriver.support.ui import WebDriverWait
-
         from selenium.common.exceptions import StaleElementReferenceException
+        from selenium.webdriver.support.ui import WebDriverWait
 
         try:  # React re-renders: an element found a moment ago may be gone
             return WebDriverWait(self.driver, TIMEOUT, poll_frequency=0.25, ignored_exceptions=[
