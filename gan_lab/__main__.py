@@ -10,6 +10,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+import gan_lab
 import gan_lab.config  # noqa: F401  (registers the schemas)
 
 
@@ -18,6 +19,7 @@ def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    gan_lab.start_tensorflow()
     if HydraConfig.get().mode == RunMode.MULTIRUN:
         from gan_lab.sweep import run_job
 

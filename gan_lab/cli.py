@@ -13,6 +13,7 @@ from typing import Any
 from omegaconf import OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
+from gan_lab import start_tensorflow
 from gan_lab.config import Config, ConfigError
 from gan_lab.data import DataError
 
@@ -80,7 +81,9 @@ def run_command(doc: str, own: type, shared: tuple[str, ...], body: Callable[[An
         print(command_help(doc, own, shared))
         return 0
     try:
-        return body(*parse_command(argv, own, shared)) or 0
+        arguments = parse_command(argv, own, shared)
+        start_tensorflow()
+        return body(*arguments) or 0
     except (ConfigError, LookupError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -54,6 +54,9 @@ def test_a_sweep_is_one_parent_run_with_a_child_per_job(failing_sweep):
     assert [children[j].data.params.get("optimizer.generator.lr") for j in (0, 2)] == ["0.0001", "0.0004"]
     assert json.loads(children[2].data.tags["gan_lab.job_overrides"])[0] == "optimizer.lr=0.0004"
     assert "locked" not in result.stderr
+    for noise in ("I0000", "E0000", "remapper failed", "cuInit", "without specifying model signature",
+                  "triggered tf.function retracing"):  # the console shows gan_lab's lines, not TensorFlow's notices
+        assert noise not in result.stdout + result.stderr, noise
     judges = client.search_runs([client.get_experiment_by_name("gan_lab-judges").experiment_id])
     assert len(judges) == 1  # trained and logged once, before the parallel jobs
 
