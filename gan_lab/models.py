@@ -33,10 +33,12 @@ class FusedBatchNormalization(layers.BatchNormalization):
     """
 
     def call(self, inputs, training=None, mask=None):
-        if self.axis not in (-1, len(inputs.shape) - 1) or not (self.center and self.scale):
+        if self.axis not in (-1, len(inputs.shape) - 1):
             return super().call(inputs, training=training, mask=mask)
         x = inputs if len(inputs.shape) == 4 else tf.reshape(inputs, [-1, 1, 1, inputs.shape[-1]])
-        gamma, beta = tf.cast(self.gamma, tf.float32), tf.cast(self.beta, tf.float32)
+        channels = inputs.shape[-1]
+        gamma = tf.cast(self.gamma, tf.float32) if self.scale else tf.ones([channels])
+        beta = tf.cast(self.beta, tf.float32) if self.center else tf.zeros([channels])
         if training:
             y, mean, variance = tf.compat.v1.nn.fused_batch_norm(x, gamma, beta, epsilon=self.epsilon)[:3]
             count = tf.cast(tf.size(x) // x.shape[-1], tf.float32)
@@ -69,6 +71,24 @@ class FastDropout(layers.Dropout):
 
 
 @keras.saving.register_keras_serializable(package="gan_lab")
+class FastLeakyReLU(layers.LeakyReLU):
+    """Keras' LeakyReLU whose gradient reads the layer's output instead of its input (the same values:
+    the slope is >= 0, so y > 0 exactly when x > 0). With the input read, oneDNN's graph rewriter fails on
+    D's Conv2D + bias + LeakyReLU ("remapper failed: ... LeakyReluGrad exist for missing node ... BiasAdd",
+    one error per compiled step); with the output read it fuses the three."""
+
+    def call(self, inputs):
+        slope = self.negative_slope
+
+        @tf.custom_gradient
+        def leaky_relu(x):
+            y = tf.nn.leaky_relu(x, alpha=slope)
+            return y, lambda dy: tf.raw_ops.LeakyReluGrad(gradients=dy, features=y, alpha=slope)
+
+        return leaky_relu(inputs)
+
+
+@keras.saving.register_keras_serializable(package="gan_lab")
 class InnerProduct(layers.Layer):
     """Row-wise inner product of two (batch, n) tensors -> (batch, 1).
 
@@ -84,16 +104,67 @@ class InnerProduct(layers.Layer):
         return (input_shapes[0][0], 1)
 
 
+@keras.saving.register_keras_serializable(package="gan_lab")
+class ConditionalBatchNormalization(layers.Layer):
+    """Batch norm whose scale and shift are looked up by the class label (de Vries et al. 2017, as in the
+    projection cGAN of Miyato & Koyama 2018): ``[features, label] -> features``."""
+
+    def __init__(self, num_classes: int, batch_norm=layers.BatchNormalization, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes = num_classes
+        self.normalize = batch_norm(center=False, scale=False, dtype=self.dtype_policy)  # also when cloned
+
+    def build(self, input_shape):
+        channels = input_shape[0][-1]
+        self.normalize.build(input_shape[0])
+        self.scale = layers.Embedding(self.num_classes, channels, embeddings_initializer="ones")
+        self.shift = layers.Embedding(self.num_classes, channels, embeddings_initializer="zeros")
+        self.scale.build(input_shape[1])
+        self.shift.build(input_shape[1])
+
+    def call(self, inputs, training=None):
+        x, label = inputs
+        shape = [-1] + [1] * (len(x.shape) - 2) + [x.shape[-1]]
+        scale = tf.reshape(tf.cast(self.scale(label), x.dtype), shape)
+        shift = tf.reshape(tf.cast(self.shift(label), x.dtype), shape)
+        return self.normalize(x, training=training) * scale + shift
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes}
+
+
+@keras.saving.register_keras_serializable(package="gan_lab")
+class MinibatchStdDev(layers.Layer):
+    """Appends one feature map: the standard deviation of each feature over groups of up to 4 samples,
+    averaged (Karras et al. 2018, ProGAN). A collapsed generator's batches show a low value D can see."""
+
+    def call(self, x):
+        n = tf.shape(x)[0]
+        group = tf.where(n % 4 == 0, 4, tf.where(n % 2 == 0, 2, 1))
+        y = tf.reshape(tf.cast(x, tf.float32), tf.concat([[group, -1], tf.shape(x)[1:]], 0))
+        y = tf.sqrt(tf.reduce_mean(tf.square(y - tf.reduce_mean(y, 0)), 0) + 1e-8)
+        y = tf.reduce_mean(y, axis=list(range(1, len(x.shape))), keepdims=True)  # one value per sample of a group
+        y = tf.tile(y, tf.concat([[group], tf.shape(x)[1:-1], [1]], 0))
+        return tf.concat([x, tf.cast(y, x.dtype)], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] + 1)
+
+
 def build_models(cfg: DictConfig, fast: bool = False) -> tuple[keras.Model, keras.Model]:
     """(generator, discriminator) for the model config ``cfg`` (the ``model`` group).
 
-    ``fast``: use the training-speed layers (``FusedBatchNormalization``, ``FastDropout``)
-    instead of Keras' stock ones; weights and maths are the same.
+    ``fast``: use the training-speed layers (``FusedBatchNormalization``, ``FastDropout``,
+    ``FastLeakyReLU``) instead of Keras' stock ones; weights and maths are the same.
     """
     if cfg.latent_dim < 1:
         raise ValueError(f"model.latent_dim must be >= 1, got {cfg.latent_dim}")
     if fast:
-        return MODELS.get(cfg.name)(cfg, batch_norm=FusedBatchNormalization, dropout=FastDropout)
+        return MODELS.get(cfg.name)(cfg, batch_norm=FusedBatchNormalization, dropout=FastDropout,
+                                    leaky_relu=FastLeakyReLU)
     return MODELS.get(cfg.name)(cfg)
 
 
@@ -120,6 +191,22 @@ def sample_noise(rng: np.random.Generator, n: int, latent_dim: int, noise: Noise
     return rng.standard_normal((n, latent_dim), dtype=np.float32)
 
 
+def with_code(noise: np.ndarray, codes: np.ndarray | None, code_dim: int) -> np.ndarray:
+    """InfoGAN's generator input: the noise with its categorical code appended one-hot (no code: the noise)."""
+    if not code_dim:
+        return noise
+    return np.concatenate([noise, np.eye(code_dim, dtype=np.float32)[codes]], axis=1)
+
+
+def generator_inputs(cfg: DictConfig, noise: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(generator input, labels or None) for ``noise``: InfoGAN codes and conditional labels cycle through
+    their values, so each is drawn equally often."""
+    n = len(noise)
+    codes = np.resize(np.arange(cfg.get("code_dim", 0)), n) if cfg.get("code_dim", 0) else None
+    labels = np.resize(np.arange(cfg.num_classes, dtype=np.int32), n) if is_conditional(cfg) else None
+    return with_code(noise, codes, cfg.get("code_dim", 0)), labels
+
+
 @MODELS.register("mlp")
 def build_mlp(cfg: DictConfig, **_) -> tuple[keras.Model, keras.Model]:
     """Fully connected G (ReLU, tanh output) and D (LeakyReLU) of the CS231n GAN notebook."""
@@ -141,43 +228,62 @@ def build_mlp(cfg: DictConfig, **_) -> tuple[keras.Model, keras.Model]:
 
 
 def _conv_generator(cfg: DictConfig, batch_norm) -> keras.Model:
-    """Dense 7x7xF0 -> BN -> LReLU -> ConvT F1 s1 -> BN -> LReLU -> ConvT F2 s2 -> BN -> LReLU -> ConvT 1 s2 tanh."""
+    """Dense 7x7xF0 -> BN -> LReLU -> ConvT F1 s1 -> BN -> LReLU -> ConvT F2 s2 -> BN -> LReLU -> ConvT 1 s2 tanh.
+
+    Conditional: the label's embedding joins the noise, and with ``conditional_bn`` every BN takes its
+    scale and shift from the label. InfoGAN: the noise carries the one-hot code (``code_dim`` more inputs)."""
     if len(cfg.generator_filters) != 3:
         raise ValueError(
             "model.generator_filters must list 3 widths (dense 7x7xF0, then transposed "
             f"convolutions F1 and F2 up to 28x28), got {list(cfg.generator_filters)}"
         )
     dense_filters, *conv_filters = cfg.generator_filters
-    noise = keras.Input((cfg.latent_dim,), name="noise")
+    noise = keras.Input((cfg.latent_dim + cfg.get("code_dim", 0),), name="noise")
     inputs, h = [noise], noise
     if is_conditional(cfg):
         label = keras.Input((), dtype="int32", name="label")
         embedded = layers.Embedding(cfg.num_classes, cfg.label_embedding_dim)(label)
         inputs, h = [noise, label], layers.Concatenate()([noise, embedded])
+
+    def normalize(x):
+        if cfg.get("conditional_bn"):
+            return ConditionalBatchNormalization(cfg.num_classes, batch_norm)([x, inputs[1]])
+        return batch_norm()(x)
+
     h = layers.Dense(7 * 7 * dense_filters, use_bias=False)(h)
-    h = batch_norm()(h)
-    h = layers.LeakyReLU(negative_slope=cfg.leaky_slope)(h)
+    h = layers.LeakyReLU(negative_slope=cfg.leaky_slope)(normalize(h))
     h = layers.Reshape((7, 7, dense_filters))(h)
     for filters, stride in zip(conv_filters, (1, 2)):
         h = layers.Conv2DTranspose(filters, cfg.kernel_size, strides=stride, padding="same", use_bias=False)(h)
-        h = batch_norm()(h)
-        h = layers.LeakyReLU(negative_slope=cfg.leaky_slope)(h)
+        h = layers.LeakyReLU(negative_slope=cfg.leaky_slope)(normalize(h))
     image = layers.Conv2DTranspose(
         1, cfg.kernel_size, strides=2, padding="same", use_bias=False, activation="tanh", dtype="float32"
     )(h)
     return keras.Model(inputs if len(inputs) > 1 else noise, image, name="generator")
 
 
-def _conv_discriminator(cfg: DictConfig, dropout) -> keras.Model:
-    """[Conv s2 -> LReLU -> Dropout] per width -> Flatten -> Dense 1; conditional: + projection."""
+def _normalized(layer: layers.Layer, spectral_norm: bool) -> layers.Layer:
+    return layers.SpectralNormalization(layer) if spectral_norm else layer
+
+
+def _conv_discriminator(cfg: DictConfig, dropout, leaky_relu) -> keras.Model:
+    """[Conv s2 -> LReLU -> Dropout] per width -> [minibatch std] -> Flatten -> Dense 1 (spectral norm on the
+    convolutions with ``spectral_norm``). Conditional: + projection of the label. InfoGAN: also the code's
+    logits, from a head on the same features (Dense 128 -> LReLU -> Dense code_dim)."""
     image = keras.Input(IMAGE_SHAPE, name="image")
     h = image
     for filters in cfg.discriminator_filters:
-        h = layers.Conv2D(filters, cfg.kernel_size, strides=2, padding="same")(h)
-        h = layers.LeakyReLU(negative_slope=cfg.leaky_slope)(h)
+        h = _normalized(layers.Conv2D(filters, cfg.kernel_size, strides=2, padding="same"), cfg.spectral_norm)(h)
+        h = leaky_relu(negative_slope=cfg.leaky_slope)(h)
         h = dropout(cfg.dropout)(h)
+    if cfg.minibatch_std:
+        h = MinibatchStdDev()(h)
     features = layers.Flatten()(h)
     logit = layers.Dense(1, dtype="float32", name="logit")(features)
+    if cfg.code_dim:
+        q = layers.LeakyReLU(negative_slope=cfg.leaky_slope)(layers.Dense(128)(features))
+        code_logits = layers.Dense(cfg.code_dim, dtype="float32", name="code_logits")(q)
+        return keras.Model(image, [logit, code_logits], name="discriminator")
     if not is_conditional(cfg):
         return keras.Model(image, logit, name="discriminator")
     # Projection discriminator (Miyato & Koyama 2018): logit += <embed(y), features>.
@@ -189,20 +295,68 @@ def _conv_discriminator(cfg: DictConfig, dropout) -> keras.Model:
 
 @MODELS.register("dcgan")
 def build_dcgan(
-    cfg: DictConfig, batch_norm=layers.BatchNormalization, dropout=layers.Dropout
+    cfg: DictConfig, batch_norm=layers.BatchNormalization, dropout=layers.Dropout, leaky_relu=layers.LeakyReLU
 ) -> tuple[keras.Model, keras.Model]:
     """The TensorFlow DCGAN tutorial's generator and discriminator."""
-    return _conv_generator(cfg, batch_norm), _conv_discriminator(cfg, dropout)
+    return _conv_generator(cfg, batch_norm), _conv_discriminator(cfg, dropout, leaky_relu)
 
 
 @MODELS.register("cgan")
 def build_cgan(
-    cfg: DictConfig, batch_norm=layers.BatchNormalization, dropout=layers.Dropout
+    cfg: DictConfig, batch_norm=layers.BatchNormalization, dropout=layers.Dropout, leaky_relu=layers.LeakyReLU
 ) -> tuple[keras.Model, keras.Model]:
     """DCGAN conditioned on the digit: label embedding joined to the noise, projection in D."""
     if not is_conditional(cfg):
         raise ValueError(f"model.num_classes must be >= 1 for cgan, got {cfg.get('num_classes')}")
-    return _conv_generator(cfg, batch_norm), _conv_discriminator(cfg, dropout)
+    return _conv_generator(cfg, batch_norm), _conv_discriminator(cfg, dropout, leaky_relu)
+
+
+@MODELS.register("infogan")
+def build_infogan(
+    cfg: DictConfig, batch_norm=layers.BatchNormalization, dropout=layers.Dropout, leaky_relu=layers.LeakyReLU
+) -> tuple[keras.Model, keras.Model]:
+    """DCGAN with InfoGAN's categorical latent code (Chen et al. 2016): G draws from noise and a code of
+    ``code_dim`` values; D's second head recovers the code. Unsupervised: no labels are used."""
+    if cfg.code_dim < 2 or is_conditional(cfg):
+        raise ValueError(f"infogan needs model.code_dim >= 2 and no labels (num_classes 0), got {cfg.code_dim}, "
+                         f"{cfg.num_classes}")
+    return _conv_generator(cfg, batch_norm), _conv_discriminator(cfg, dropout, leaky_relu)
+
+
+@MODELS.register("tfgan")
+def build_tfgan(cfg: DictConfig, batch_norm=layers.BatchNormalization, leaky_relu=layers.LeakyReLU,
+                **_) -> tuple[keras.Model, keras.Model]:
+    """The TF-GAN MNIST example's unconditional networks: G Dense 1024 -> BN -> ReLU -> Dense 7x7xF0 -> BN ->
+    ReLU -> ConvT F1 4x4 s2 -> BN -> ReLU -> ConvT F2 s2 -> BN -> ReLU -> Conv 1 4x4 -> tanh; D (spectrally
+    normalised but its logit) Conv 64 4x4 s2 -> LReLU 0.01 -> Conv 128 s2 -> LReLU -> Dense 1024 -> BN ->
+    LReLU -> Dense 1; L2 weight decay on every kernel; BN momentum 0.999, epsilon 0.001."""
+    l2 = keras.regularizers.L2(cfg.weight_decay)
+    dense_filters, *conv_filters = cfg.generator_filters
+
+    def norm():
+        return batch_norm(momentum=0.999, epsilon=0.001)
+
+    noise = keras.Input((cfg.latent_dim,), name="noise")
+    h = layers.ReLU()(norm()(layers.Dense(cfg.dense_units, use_bias=False, kernel_regularizer=l2)(noise)))
+    h = layers.ReLU()(norm()(layers.Dense(7 * 7 * dense_filters, use_bias=False, kernel_regularizer=l2)(h)))
+    h = layers.Reshape((7, 7, dense_filters))(h)
+    for filters in conv_filters:
+        h = layers.Conv2DTranspose(filters, cfg.kernel_size, strides=2, padding="same", kernel_regularizer=l2)(h)
+        h = layers.ReLU()(norm()(h))
+    image = layers.Conv2D(1, cfg.kernel_size, padding="same", kernel_regularizer=l2, activation="tanh",
+                          dtype="float32")(h)
+    generator = keras.Model(noise, image, name="generator")
+
+    x = keras.Input(IMAGE_SHAPE, name="image")
+    h = x
+    for filters in cfg.discriminator_filters:
+        conv = layers.Conv2D(filters, cfg.kernel_size, strides=2, padding="same", kernel_regularizer=l2)
+        h = leaky_relu(negative_slope=cfg.leaky_slope)(_normalized(conv, cfg.spectral_norm)(h))
+    h = layers.Flatten()(h)
+    dense = layers.Dense(cfg.dense_units, use_bias=False, kernel_regularizer=l2)
+    h = layers.LeakyReLU(negative_slope=cfg.leaky_slope)(norm()(_normalized(dense, cfg.spectral_norm)(h)))
+    logit = layers.Dense(1, kernel_regularizer=l2, dtype="float32", name="logit")(h)
+    return generator, keras.Model(x, logit, name="discriminator")
 
 
 def predict(model: keras.Model, inputs, batch_size: int = 1000):

@@ -1,9 +1,17 @@
 """Parameter counts and shapes of every generator and discriminator, derived by hand."""
 
+import keras
 import numpy as np
 import pytest
 
-from gan_lab.models import MODELS, build_models
+from gan_lab.models import (
+    MODELS,
+    ConditionalBatchNormalization,
+    MinibatchStdDev,
+    build_models,
+    generator_inputs,
+    sample_noise,
+)
 
 
 def dense(n_in, n_out, bias=True):
@@ -35,9 +43,23 @@ CGAN_G = 10 * 50 + dense(100 + 50, 7 * 7 * 256, bias=False) + DCGAN_G_TRUNK
 CGAN_D = DCGAN_D + 10 * 7 * 7 * 128
 
 
+# infogan: a 10-value code appended to G's noise; D's code head Dense 128 -> LReLU -> Dense 10
+INFOGAN_G = dense(100 + 10, 7 * 7 * 256, bias=False) + DCGAN_G_TRUNK
+INFOGAN_D = DCGAN_D + dense(7 * 7 * 128, 128) + dense(128, 10)
+# tfgan (TF-GAN MNIST example), trainable weights: G Dense 64 -> 1024 -> 7x7x128 (no biases), ConvT 64, 32 and a
+# conv to 1 channel, all 4x4, BN after all but the last; D convs 64, 128, Dense 1024 (no bias) -> BN -> Dense 1
+TFGAN_G = (dense(64, 1024, bias=False) + 2 * 1024 + dense(1024, 7 * 7 * 128, bias=False) + 2 * 7 * 7 * 128
+           + conv(4, 128, 64) + 2 * 64 + conv(4, 64, 32) + 2 * 32 + conv(4, 32, 1))
+TFGAN_D = conv(4, 1, 64) + conv(4, 64, 128) + dense(7 * 7 * 128, 1024, bias=False) + 2 * 1024 + dense(1024, 1)
+
+
+def trainable(model) -> int:
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
 @pytest.mark.parametrize(
     "model, g_params, d_params",
-    [("mlp", MLP_G, MLP_D), ("dcgan", DCGAN_G, DCGAN_D), ("cgan", CGAN_G, CGAN_D)],
+    [("mlp", MLP_G, MLP_D), ("dcgan", DCGAN_G, DCGAN_D), ("cgan", CGAN_G, CGAN_D), ("infogan", INFOGAN_G, INFOGAN_D)],
 )
 def test_parameter_counts(compose_cfg, model, g_params, d_params):
     generator, discriminator = build_models(compose_cfg(f"model={model}").model)
@@ -47,6 +69,69 @@ def test_parameter_counts(compose_cfg, model, g_params, d_params):
 
 def test_known_totals():
     assert (MLP_G, MLP_D, DCGAN_G, DCGAN_D) == (1_952_528, 267_009, 2_330_944, 212_865)
+    assert (TFGAN_G, TFGAN_D) == (6_667_297, 6_557_889)
+
+
+def test_tfgan_networks_as_published(compose_cfg):
+    """Trainable weights as counted above; every kernel carries L2 weight decay 2.5e-5; D's layers but the
+    logit are spectrally normalised; BN momentum 0.999, epsilon 0.001."""
+    generator, discriminator = build_models(compose_cfg("experiment=tfgan_mnist").model)
+    assert (trainable(generator), trainable(discriminator)) == (TFGAN_G, TFGAN_D)
+    assert generator.input_shape == (None, 64) and generator.output_shape == (None, 28, 28, 1)
+    assert len(generator.losses) == 5 and len(discriminator.losses) == 4  # one L2 term per kernel
+    wrapped = [layer for layer in discriminator.layers if isinstance(layer, keras.layers.SpectralNormalization)]
+    assert [type(layer.layer).__name__ for layer in wrapped] == ["Conv2D", "Conv2D", "Dense"]
+    norms = [layer for layer in generator.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == 4 and all((n.momentum, n.epsilon) == (0.999, 0.001) for n in norms)
+
+
+def test_infogan_noise_carries_the_code_and_d_recovers_it(compose_cfg):
+    cfg = compose_cfg("model=infogan").model
+    generator, discriminator = build_models(cfg)
+    noise = sample_noise(np.random.default_rng(0), 20, cfg.latent_dim, cfg.noise)
+    inputs, labels = generator_inputs(cfg, noise)
+    assert labels is None and inputs.shape == (20, 110)
+    np.testing.assert_array_equal(inputs[:, :100], noise)
+    np.testing.assert_array_equal(inputs[:, 100:].argmax(1), np.arange(20) % 10)  # each code value equally often
+    logits, code_logits = discriminator(generator(inputs))
+    assert logits.shape == (20, 1) and code_logits.shape == (20, 10)
+
+
+def test_conditional_batch_norm_takes_scale_and_shift_from_the_label():
+    x = np.random.default_rng(0).normal(2.0, 3.0, (8, 4, 4, 3)).astype("float32")
+    labels = np.array([0, 1] * 4, "int32")
+    layer = ConditionalBatchNormalization(2)
+    plain = layer([x, labels], training=True).numpy()  # scale 1, shift 0 at start: plain batch norm
+    np.testing.assert_allclose(plain, (x - x.mean((0, 1, 2))) / np.sqrt(x.var((0, 1, 2)) + 1e-3), atol=1e-4)
+    layer.scale.embeddings.assign([[1.0, 1.0, 1.0], [2.0, 2.0, 2.0]])
+    layer.shift.embeddings.assign([[0.0, 0.0, 0.0], [5.0, 5.0, 5.0]])
+    scaled = layer([x, labels], training=True).numpy()
+    np.testing.assert_allclose(scaled[0::2], plain[0::2], atol=1e-5)
+    np.testing.assert_allclose(scaled[1::2], 2 * plain[1::2] + 5, atol=1e-4)
+
+
+def test_minibatch_std_appends_the_batch_spread_as_a_feature_map():
+    x = np.zeros((8, 2, 2, 3), "float32")
+    x[::2] = 1.0  # groups of 4 are samples i, i+2, i+4, i+6: constant within a group, spread 0
+    out = MinibatchStdDev()(x).numpy()
+    assert out.shape == (8, 2, 2, 4)
+    np.testing.assert_array_equal(out[..., :3], x)
+    np.testing.assert_allclose(out[..., 3], 1e-4, rtol=1e-3)  # sqrt(0 + 1e-8)
+    y = np.arange(8, dtype="float32").reshape(8, 1, 1, 1) * np.ones((1, 2, 2, 1), "float32")
+    spread = MinibatchStdDev()(y).numpy()[..., 1]  # group {0, 2, 4, 6} and {1, 3, 5, 7}: std of 4 values 2 apart
+    np.testing.assert_allclose(spread, np.sqrt(5.0), rtol=1e-5)
+
+
+@pytest.mark.parametrize("option", ["model.spectral_norm=true", "model.minibatch_std=true"])
+def test_discriminator_options_keep_shapes(compose_cfg, option):
+    cfg = compose_cfg(option).model
+    generator, discriminator = build_models(cfg)
+    images = generator(np.zeros((8, cfg.latent_dim), "float32"))
+    assert discriminator(images).shape == (8, 1)
+    if "spectral" in option:
+        assert sum(isinstance(layer, keras.layers.SpectralNormalization) for layer in discriminator.layers) == 2
+    else:
+        assert any(isinstance(layer, MinibatchStdDev) for layer in discriminator.layers)
 
 
 @pytest.mark.parametrize("model", ["mlp", "dcgan"])
@@ -86,17 +171,34 @@ def test_bad_model_settings_name_the_key(compose_cfg):
 
 
 def test_unknown_model_name_lists_registered(compose_cfg):
-    with pytest.raises(ValueError, match=r"unknown model 'vae'; registered: cgan, dcgan, mlp"):
+    with pytest.raises(ValueError, match=r"unknown model 'vae'; registered: cgan, dcgan, infogan, mlp, tfgan"):
         build_models(compose_cfg("model.name=vae").model)
-    assert MODELS.names() == ["cgan", "dcgan", "mlp"]
+    assert MODELS.names() == ["cgan", "dcgan", "infogan", "mlp", "tfgan"]
 
 
 def test_fast_layers_match_stock_keras(compose_cfg):
-    """Training uses FusedBatchNormalization and FastDropout: same weights and maths as Keras' layers."""
+    """Training uses FusedBatchNormalization, FastDropout and FastLeakyReLU: same weights and maths as Keras' layers."""
     import keras
     import tensorflow as tf
 
-    from gan_lab.models import FastDropout, FusedBatchNormalization, stock_generator
+    from gan_lab.models import (
+        FastDropout,
+        FastLeakyReLU,
+        FusedBatchNormalization,
+        stock_generator,
+    )
+
+    features = tf.constant(np.random.default_rng(2).normal(size=(4, 5, 5, 3)).astype("float32"))
+    values, grads = [], []
+    for layer in (keras.layers.LeakyReLU(negative_slope=0.3), FastLeakyReLU(negative_slope=0.3)):
+        with tf.GradientTape() as tape:
+            tape.watch(features)
+            y = layer(features)
+            loss = tf.reduce_sum(y * y)
+        values.append(y.numpy())
+        grads.append(tape.gradient(loss, features).numpy())
+    np.testing.assert_array_equal(values[0], values[1])
+    np.testing.assert_array_equal(grads[0], grads[1])
 
     x = np.random.default_rng(0).normal(2.0, 3.0, size=(64, 7, 7, 16)).astype("float32")
     for shape in [(64, 7, 7, 16), (64, 784)]:
