@@ -32,7 +32,8 @@ def judge_epochs(epochs: int, every: int) -> set[int]:
 class RunRecorder(keras.callbacks.Callback):
     """Per completed epoch: metrics to MLflow (step = epoch) and history; sample grids at
     ``grid_at`` epochs; the judge's metrics at ``judge_at`` epochs and at the last one (also when
-    the step cap ends it early). Stops training at ``total_steps``.
+    the step cap or the time budget ends it early). Stops training at ``total_steps``, and after the
+    fused call that exhausts ``train.max_time`` seconds of training; that epoch then counts as the last.
 
     A resumed run passes the run's ``logged`` history: epochs already in MLflow are not logged again.
     """
@@ -55,6 +56,8 @@ class RunRecorder(keras.callbacks.Callback):
         self.judged_through = max((step for step, _ in logged.get("score", [])), default=0)
         # training time so far, without evaluation and logging; checkpointed with the training state
         self.train_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False)
+        self.max_time = cfg.train.max_time
+        self.out_of_time = False
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_start = time.perf_counter()
@@ -62,18 +65,20 @@ class RunRecorder(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if self.model.train_steps >= self.total_steps:
             self.model.stop_training = True
+        if self.max_time and float(self.train_seconds.numpy()) + time.perf_counter() - self.epoch_start >= self.max_time:
+            self.out_of_time = self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
         epoch += 1
         self.train_seconds.assign_add(time.perf_counter() - self.epoch_start)
         steps = self.model.train_steps
-        if steps < min(epoch * self.steps_per_epoch, self.total_steps):
+        if steps < min(epoch * self.steps_per_epoch, self.total_steps) and not self.out_of_time:
             return  # stopped inside the epoch (a stop signal): the resumed run logs it
         if epoch > self.logged_through:
             values = {name: float(logs[name]) for name in METRICS}
             for name in METRICS:
                 self.history[name].append(values[name])
-            last = epoch == self.last_epoch or steps >= self.total_steps
+            last = epoch == self.last_epoch or steps >= self.total_steps or self.out_of_time
             if epoch in self.grid_at or last:
                 self.save_grid(epoch)
             if self.judge is not None and (epoch in self.judge_at or last) and epoch > self.judged_through:

@@ -13,7 +13,7 @@ from pathlib import Path
 import tensorflow as tf
 from omegaconf import DictConfig, OmegaConf
 
-from gan_lab.config import ConfigError, compose_config
+from gan_lab.config import ConfigError, typed_config
 
 logging.getLogger("absl").setLevel(logging.WARNING)  # TF logs every checkpoint save at INFO
 
@@ -99,9 +99,7 @@ def locate_run(target: str, uri: str | None) -> tuple[str, str, Path]:
 def resume_config(folder: Path, cfg: DictConfig, overrides: list[str]) -> DictConfig:
     """The saved config of the run in ``folder``, with those of ``overrides`` that a resumed run may
     change (``RESUMABLE``) taken from ``cfg``; any other override is an error."""
-    saved = OmegaConf.load(folder / CONFIG_FILE)
-    presets = [f"{group}={saved[group].name}" for group in ("model", "loss", "optimizer", "data")]
-    resumed = OmegaConf.merge(compose_config(presets), saved)  # typed again (enums) by the schemas
+    resumed = typed_config(OmegaConf.load(folder / CONFIG_FILE))
     for override in overrides:
         key = override.split("=", 1)[0].lstrip("+~")
         if key == "resume":

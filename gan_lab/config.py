@@ -63,11 +63,35 @@ class ConvModelConfig:
     leaky_slope: float = MISSING
     num_classes: int = 0
     label_embedding_dim: int = 50
+    conditional_bn: bool = False  # conditional: G's batch norms take their scale and shift from the label
+    code_dim: int = 0  # InfoGAN: a categorical latent code of this many values, with D's head recovering it
+    spectral_norm: bool = False  # spectral normalisation of D's layers (Miyato et al. 2018)
+    minibatch_std: bool = False  # D sees the batch's standard deviation as one more feature map (ProGAN)
+
+
+@dataclass
+class TFGANModelConfig:
+    """The TF-GAN MNIST example's networks (tensorflow_gan/examples/mnist/networks.py)."""
+
+    name: str = MISSING
+    latent_dim: int = MISSING
+    noise: Noise = MISSING
+    dense_units: int = MISSING  # G's first and D's last hidden layer
+    generator_filters: list[int] = MISSING  # dense 7x7xF0, then transposed convolutions F1, F2 (stride 2)
+    discriminator_filters: list[int] = MISSING
+    kernel_size: int = MISSING
+    leaky_slope: float = MISSING
+    weight_decay: float = MISSING  # L2 on every kernel
+    spectral_norm: bool = MISSING  # on D's layers but the logit
 
 
 @dataclass
 class LossConfig:
     name: str = MISSING
+    gradient_penalty: float = 0.0  # WGAN-GP: weight of (|grad D(interpolate)| - 1)^2 (wgan_gp: 10)
+    r1_gamma: float = 0.0  # R1: gamma/2 * |grad D(real)|^2, with any loss; 0: off
+    mode_seeking: float = 0.0  # MSGAN: weight of 1 / (|G(z1) - G(z2)| / |z1 - z2|); 0: off
+    mutual_information: float = 1.0  # InfoGAN (model.code_dim > 0): weight of the code's cross-entropy
 
 
 @dataclass
@@ -121,6 +145,9 @@ class TrainConfig:
     xla: bool = MISSING
     ema: float = MISSING  # decay of the generator's weight average used for samples; 0: off
     deterministic: bool = MISSING  # TensorFlow op determinism (bit-identical reruns on any device)
+    max_time: Optional[float] = None  # seconds of training (evaluation excluded), then end as at the last step
+    d_steps: int = 1  # discriminator (critic) updates per generator update
+    augment: str = ""  # DiffAugment policies on D's inputs, real and fake: "translation", "translation,cutout"
 
 
 @dataclass
@@ -181,6 +208,7 @@ def register_configs() -> None:
     for group, name, node in [
         ("model", "mlp", MLPModelConfig),
         ("model", "conv", ConvModelConfig),
+        ("model", "tfgan", TFGANModelConfig),
         ("loss", "loss", LossConfig),
         ("optimizer", "adam", AdamConfig),
         ("optimizer", "rmsprop", RMSpropConfig),
@@ -203,12 +231,27 @@ def compose_config(overrides: list[str], with_hydra: bool = False) -> DictConfig
         return compose(config_name="config", overrides=overrides, return_hydra_config=with_hydra)
 
 
+AUGMENT_POLICIES = ("translation", "cutout", "color")  # gan_lab/augment.py registers one function each
+
+
+def augment_policies(augment: str) -> list[str]:
+    """``train.augment="translation,cutout"`` -> ["translation", "cutout"] ("" and "none": no augmentation)."""
+    return [p.strip() for p in augment.split(",") if p.strip() and p.strip() != "none"]
+
+
+def typed_config(saved: DictConfig) -> DictConfig:
+    """A run's saved config (resolved, plain YAML) typed again by the schemas of its groups (enums back)."""
+    presets = [f"{group}={saved[group].name}" for group in ("model", "loss", "optimizer", "data")]
+    return OmegaConf.merge(compose_config(presets), saved)
+
+
 class ConfigError(ValueError):
     """A config value outside what its key allows; the message names the key and the fix."""
 
 
 AT_LEAST_ONE = (
-    "train.epochs", "train.batch_size", "train.save_interval", "train.steps_per_execution", "model.latent_dim",
+    "train.epochs", "train.batch_size", "train.save_interval", "train.steps_per_execution", "train.d_steps",
+    "model.latent_dim",
     "judge.epochs", "judge.batch_size", "judge.samples", "judge.every", "judge.k", "checkpoint.every",
     "checkpoint.keep",
 )
@@ -226,6 +269,15 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}={OmegaConf.select(cfg, key)}: must be an integer >= 1")
     if cfg.train.max_steps is not None and cfg.train.max_steps < 1:
         raise ConfigError(f"train.max_steps={cfg.train.max_steps}: must be >= 1, or null for no cap")
+    if cfg.train.max_time is not None and cfg.train.max_time <= 0:
+        raise ConfigError(f"train.max_time={cfg.train.max_time}: must be > 0 seconds, or null for no budget")
+    for key in ("loss.gradient_penalty", "loss.r1_gamma", "loss.mode_seeking", "loss.mutual_information"):
+        if OmegaConf.select(cfg, key) < 0:
+            raise ConfigError(f"{key}={OmegaConf.select(cfg, key)}: must be >= 0 (0: off)")
+    unknown = [p for p in augment_policies(cfg.train.augment) if p not in AUGMENT_POLICIES]
+    if unknown:
+        raise ConfigError(f"train.augment={cfg.train.augment}: unknown policy {unknown[0]!r}; "
+                          f"comma-separated from {', '.join(AUGMENT_POLICIES)}")
     for network in ("generator", "discriminator"):
         if cfg.optimizer[network].lr <= 0:
             raise ConfigError(

@@ -1,25 +1,43 @@
 """The GAN as a ``keras.Model``: generator and discriminator trained together by its ``train_step``."""
 
+from dataclasses import dataclass
+
 import keras
 import tensorflow as tf
 
+from gan_lab.augment import augment
 from gan_lab.config import Noise
 from gan_lab.losses import GANLoss
+from gan_lab.penalties import gradient_penalty, mode_seeking_penalty, r1_penalty
 
 METRICS = ("d_loss", "g_loss", "d_acc_real", "d_acc_fake")
 DIVERGENCE_PARTS = ("d_loss", "g_loss", "gradients")  # the bits of GAN.divergence, in order
 
 
+@dataclass(frozen=True)
+class Objective:
+    """What ``train_step`` minimises: a loss pair, the penalties and terms switched on (weight 0: off),
+    D's input augmentation, and the discriminator steps per generator step."""
+
+    loss: GANLoss
+    gradient_penalty: float = 0.0
+    r1_gamma: float = 0.0
+    mode_seeking: float = 0.0
+    mutual_information: float = 0.0
+    augment: str = ""
+    d_steps: int = 1
+
+
 class GAN(keras.Model):
-    """Generator and discriminator trained together, one simultaneous update per batch.
+    """Generator and discriminator trained together: per batch, ``d_steps - 1`` discriminator-only
+    updates, then one simultaneous update of both (the TensorFlow DCGAN tutorial's step).
 
     ``fit`` on batches of ``(images, labels)`` reports the epoch means of the D and G losses
     and of D's accuracy on real and on generated images.
     """
 
-    def __init__(
-        self, generator, discriminator, latent_dim: int, noise: Noise, num_classes: int, seed: int, ema: float = 0.0
-    ):
+    def __init__(self, generator, discriminator, latent_dim: int, noise: Noise, num_classes: int, seed: int,
+                 ema: float = 0.0, code_dim: int = 0):
         super().__init__(name="gan")
         self.generator = generator
         self.ema = ema
@@ -31,16 +49,18 @@ class GAN(keras.Model):
         self.latent_dim = latent_dim
         self.noise = noise
         self.num_classes = num_classes
+        self.code_dim = code_dim
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.trackers = [keras.metrics.Mean(name=name) for name in METRICS]
         # The first step whose losses or gradients were not finite, and which (DIVERGENCE_PARTS bits); -1: none.
         self.divergence = keras.Variable([-1, 0], dtype="int64", trainable=False, name="divergence")
 
-    def compile(self, g_optimizer, d_optimizer, loss: GANLoss, steps_per_execution: int = 1, jit_compile: bool = False):
+    def compile(self, g_optimizer, d_optimizer, objective: Objective, steps_per_execution: int = 1,
+                jit_compile: bool = False):
         super().compile(steps_per_execution=steps_per_execution, jit_compile=jit_compile)
         self.g_optimizer = g_optimizer
         self.d_optimizer = d_optimizer
-        self.gan_loss = loss
+        self.objective = objective
 
     @property
     def metrics(self):
@@ -57,22 +77,76 @@ class GAN(keras.Model):
             return keras.random.uniform(shape, -1.0, 1.0, seed=self.seed_generator)
         return keras.random.normal(shape, seed=self.seed_generator)
 
+    def _generator_inputs(self, batch_size):
+        """(G's input, the continuous noise, the labels asked for or None, the InfoGAN codes or None).
+        With mode seeking, the two halves of the batch are pairs with the same labels."""
+        noise = self._noise(batch_size)
+        g_inputs, labels, codes = noise, None, None
+        if self.num_classes:
+            pairs = batch_size // 2 if self.objective.mode_seeking else batch_size
+            labels = keras.random.randint((pairs,), 0, self.num_classes, seed=self.seed_generator)
+            labels = tf.gather(labels, tf.range(batch_size) % pairs)
+            g_inputs = [noise, labels]
+        if self.code_dim:
+            codes = keras.random.randint((batch_size,), 0, self.code_dim, seed=self.seed_generator)
+            g_inputs = tf.concat([noise, tf.one_hot(codes, self.code_dim, dtype=noise.dtype)], axis=1)
+        return g_inputs, noise, labels, codes
+
+    def _discriminate(self, images, labels):
+        """(D's logits, its InfoGAN code logits or None) for images (and the labels they are to show)."""
+        outputs = self.discriminator(images if labels is None else [images, labels], training=True)
+        return (outputs[0], outputs[1]) if self.code_dim else (outputs, None)
+
+    def _gan_losses(self, images, labels, fakes, fake_labels, noise, codes):
+        """(d_loss, g_loss, real logits, fake logits): the loss pair, with the objective's penalties and terms."""
+        objective = self.objective
+        labels = labels if self.num_classes else None  # the data's labels reach D of conditional models only
+        real_x, fake_x = images, fakes
+        if objective.augment:  # the same policy on real and fake, differentiable, so G learns through it
+            real_x = augment(images, objective.augment, self.seed_generator.next())
+            fake_x = augment(fakes, objective.augment, self.seed_generator.next())
+        real_logits, _ = self._discriminate(real_x, labels)
+        fake_logits, code_logits = self._discriminate(fake_x, fake_labels)
+        g_loss = objective.loss.generator_loss(fake_logits)
+        d_loss = objective.loss.discriminator_loss(real_logits, fake_logits)
+
+        def critic(x):  # D on real labels: the penalties look at D around the real data
+            return self._discriminate(x, labels)[0]
+
+        if objective.gradient_penalty:
+            d_loss += objective.gradient_penalty * gradient_penalty(critic, real_x, fake_x, self.seed_generator.next())
+        if objective.r1_gamma:
+            d_loss += objective.r1_gamma / 2 * r1_penalty(critic, real_x)
+        if objective.mode_seeking:
+            g_loss += objective.mode_seeking * mode_seeking_penalty(fakes, noise)
+        if self.code_dim:  # InfoGAN: G and D's code head both make the code recoverable
+            information = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=codes, logits=tf.cast(code_logits, tf.float32)))
+            g_loss += objective.mutual_information * information
+            d_loss += objective.mutual_information * information
+        if self.generator.losses:  # weight decay of the layers that have it
+            g_loss += tf.add_n([tf.cast(x, tf.float32) for x in self.generator.losses])
+        if self.discriminator.losses:
+            d_loss += tf.add_n([tf.cast(x, tf.float32) for x in self.discriminator.losses])
+        return d_loss, g_loss, real_logits, fake_logits
+
+    def _discriminator_step(self, images, labels) -> None:
+        """One update of D alone, on fresh fakes (critic steps before the joint one, ``d_steps > 1``)."""
+        g_inputs, noise, fake_labels, codes = self._generator_inputs(tf.shape(images)[0])
+        fakes = tf.stop_gradient(self.generator(g_inputs, training=True))
+        with tf.GradientTape() as tape:
+            d_loss = self._gan_losses(images, labels, fakes, fake_labels, noise, codes)[0]
+        grads = tape.gradient(d_loss, self.discriminator.trainable_weights)
+        self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_weights))
+
     def train_step(self, data):
         images, labels = data
-        batch_size = tf.shape(images)[0]
-        noise = self._noise(batch_size)
-        if self.num_classes:
-            fake_labels = keras.random.randint((batch_size,), 0, self.num_classes, seed=self.seed_generator)
-            g_inputs, real_inputs = [noise, fake_labels], lambda x: [x, labels]
-            fake_inputs = lambda x: [x, fake_labels]  # noqa: E731
-        else:
-            g_inputs, real_inputs, fake_inputs = noise, (lambda x: x), (lambda x: x)
+        for _ in range(self.objective.d_steps - 1):
+            self._discriminator_step(images, labels)
+        g_inputs, noise, fake_labels, codes = self._generator_inputs(tf.shape(images)[0])
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             fakes = self.generator(g_inputs, training=True)
-            real_logits = self.discriminator(real_inputs(images), training=True)
-            fake_logits = self.discriminator(fake_inputs(fakes), training=True)
-            g_loss = self.gan_loss.generator_loss(fake_logits)
-            d_loss = self.gan_loss.discriminator_loss(real_logits, fake_logits)
+            d_loss, g_loss, real_logits, fake_logits = self._gan_losses(images, labels, fakes, fake_labels, noise, codes)
         g_grads = g_tape.gradient(g_loss, self.generator.trainable_weights)
         d_grads = d_tape.gradient(d_loss, self.discriminator.trainable_weights)
         self._record_divergence(d_loss, g_loss, g_grads + d_grads)
@@ -85,7 +159,7 @@ class GAN(keras.Model):
                 # average -= rate * (average - weight), updated in place by one kernel
                 tf.raw_ops.ResourceApplyGradientDescent(var=average.handle, alpha=rate, delta=average - weight)
 
-        threshold = self.gan_loss.real_threshold
+        threshold = self.objective.loss.real_threshold
         values = (
             d_loss,
             g_loss,

@@ -2,7 +2,8 @@
 
 Every loss has one signature: ``generator_loss(fake_logits)`` and
 ``discriminator_loss(real_logits, fake_logits)``, each returning a float32 scalar.
-Adding a loss is one ``GANLoss`` registration here and one ``conf/loss/<name>.yaml``.
+Adding a loss is one ``GANLoss`` registration here and one ``conf/loss/<name>.yaml``. Penalties
+on D's gradients (WGAN-GP, R1), which need D itself, are in ``gan_lab/penalties.py``.
 """
 
 from collections.abc import Callable
@@ -51,5 +52,31 @@ def lsgan_discriminator_loss(real_logits, fake_logits):
     return 0.5 * tf.reduce_mean(tf.square(real - 1.0)) + 0.5 * tf.reduce_mean(tf.square(fake))
 
 
+def hinge_generator_loss(fake_logits):
+    """-E[D(G(z))] (Lim & Ye 2017; the SAGAN/BigGAN form)."""
+    return -tf.reduce_mean(tf.cast(fake_logits, tf.float32))
+
+
+def hinge_discriminator_loss(real_logits, fake_logits):
+    """E[max(0, 1 - D(x))] + E[max(0, 1 + D(G(z)))]."""
+    real = tf.cast(real_logits, tf.float32)
+    fake = tf.cast(fake_logits, tf.float32)
+    return tf.reduce_mean(tf.nn.relu(1.0 - real)) + tf.reduce_mean(tf.nn.relu(1.0 + fake))
+
+
+def wasserstein_generator_loss(fake_logits):
+    """-E[D(G(z))] (Arjovsky et al. 2017)."""
+    return -tf.reduce_mean(tf.cast(fake_logits, tf.float32))
+
+
+def wasserstein_discriminator_loss(real_logits, fake_logits):
+    """E[D(G(z))] - E[D(x)]: the critic's estimate of the Wasserstein distance, negated."""
+    return tf.reduce_mean(tf.cast(fake_logits, tf.float32)) - tf.reduce_mean(tf.cast(real_logits, tf.float32))
+
+
 LOSSES.register("bce")(GANLoss(bce_generator_loss, bce_discriminator_loss, real_threshold=0.0))
 LOSSES.register("lsgan")(GANLoss(lsgan_generator_loss, lsgan_discriminator_loss, real_threshold=0.5))
+LOSSES.register("hinge")(GANLoss(hinge_generator_loss, hinge_discriminator_loss, real_threshold=0.0))
+WASSERSTEIN = GANLoss(wasserstein_generator_loss, wasserstein_discriminator_loss, real_threshold=0.0)
+LOSSES.register("wgan")(WASSERSTEIN)
+LOSSES.register("wgan_gp")(WASSERSTEIN)  # with loss.gradient_penalty (10 in conf/loss/wgan_gp.yaml)

@@ -16,9 +16,9 @@ from omegaconf import DictConfig
 from gan_lab import figures, tracking
 from gan_lab.callbacks import Checkpointer, RunRecorder, stop_on_signals
 from gan_lab.checkpoints import CHECKPOINT_DIR, Checkpoints, write_run_files
-from gan_lab.config import ConfigError, validate
+from gan_lab.config import ConfigError, augment_policies, validate
 from gan_lab.data import load_mnist, make_dataset
-from gan_lab.gan import GAN, METRICS
+from gan_lab.gan import GAN, METRICS, Objective
 from gan_lab.judge import get_judge
 from gan_lab.losses import LOSSES
 from gan_lab.models import (
@@ -27,6 +27,7 @@ from gan_lab.models import (
     is_conditional,
     sample_noise,
     stock_generator,
+    with_code,
 )
 from gan_lab.optimizers import build_optimizer
 from gan_lab.precision import resolve_precision
@@ -35,12 +36,16 @@ GRID_SIZE = 100  # fixed inputs for sample grids: 10x10 (cgan: one row per digit
 
 
 def grid_inputs(model_cfg: DictConfig, seed: int):
-    """Fixed generator inputs for the sample grids (cgan: labels 0..9, ten of each)."""
+    """Fixed generator inputs for the sample grids, and their labels: one row per digit (cgan) or per
+    code value (InfoGAN), ten of each."""
     noise = sample_noise(np.random.default_rng(seed), GRID_SIZE, model_cfg.latent_dim, model_cfg.noise)
-    if not is_conditional(model_cfg):
+    rows = model_cfg.get("num_classes", 0) or model_cfg.get("code_dim", 0)
+    if not rows:
         return noise, None
-    labels = np.repeat(np.arange(model_cfg.num_classes), GRID_SIZE // model_cfg.num_classes)
-    return noise[: len(labels)], labels.astype(np.int32)
+    per_row = np.repeat(np.arange(rows), GRID_SIZE // rows)
+    if not is_conditional(model_cfg):
+        return with_code(noise[: len(per_row)], per_row, model_cfg.code_dim), None
+    return noise[: len(per_row)], per_row.astype(np.int32)
 
 
 def build_gan(cfg: DictConfig, steps_per_execution: int | None = None) -> GAN:
@@ -53,12 +58,17 @@ def build_gan(cfg: DictConfig, steps_per_execution: int | None = None) -> GAN:
         keras.config.set_dtype_policy(previous)
     gan = GAN(
         generator, discriminator, cfg.model.latent_dim, cfg.model.noise, cfg.model.get("num_classes", 0), cfg.seed,
-        ema=cfg.train.ema,
+        ema=cfg.train.ema, code_dim=cfg.model.get("code_dim", 0),
+    )
+    objective = Objective(
+        LOSSES.get(cfg.loss.name), gradient_penalty=cfg.loss.gradient_penalty, r1_gamma=cfg.loss.r1_gamma,
+        mode_seeking=cfg.loss.mode_seeking, mutual_information=cfg.loss.mutual_information,
+        augment=",".join(augment_policies(cfg.train.augment)), d_steps=cfg.train.d_steps,
     )
     gan.compile(
         g_optimizer=build_optimizer(cfg.optimizer.name, cfg.optimizer.generator),
         d_optimizer=build_optimizer(cfg.optimizer.name, cfg.optimizer.discriminator),
-        loss=LOSSES.get(cfg.loss.name),
+        objective=objective,
         steps_per_execution=steps_per_execution or cfg.train.steps_per_execution,
         jit_compile=cfg.train.xla,
     )
@@ -130,7 +140,8 @@ def train(cfg: DictConfig, output_dir: str | Path | None = None, tags: dict[str,
         if offset:  # finish the interrupted epoch first
             fit(start_step, epoch, epoch + 1, min(steps_per_epoch, total_steps - epoch * steps_per_epoch) - offset)
             epoch += 1
-        if epoch < epochs and gan.train_steps < total_steps and checkpointer.stop_signal is None:
+        if epoch < epochs and gan.train_steps < total_steps and checkpointer.stop_signal is None \
+                and not recorder.out_of_time:
             # one epoch left: its length, so the progress bar ends at the step cap
             fit(epoch * steps_per_epoch, epoch, epochs,
                 steps_per_epoch if epochs - epoch > 1 else total_steps - epoch * steps_per_epoch)

@@ -66,7 +66,7 @@ def test_rmsprop(compose_cfg):
         ("model.noise=gauss", "expected one of [normal, uniform]"),
         ("train.bogus=1", "Key 'bogus' not in 'TrainConfig'"),
         ("model=vae", "Could not find 'model/vae'"),
-        ("loss=wgan", "Could not find 'loss/wgan'"),
+        ("loss=ralsgan", "Could not find 'loss/ralsgan'"),
     ],
 )
 def test_bad_override_fails_at_composition(compose_cfg, override, message):
@@ -100,7 +100,7 @@ def test_bad_values_fail_validation(compose_cfg, override, message):
         ("train.bogus=1", "Key 'bogus' not in 'TrainConfig'"),
         ("train.batch_size=big", "Value 'big' of type 'str' could not be converted to Integer"),
         ("model=vae", "Could not find 'model/vae'"),
-        ("loss=wgan", "Could not find 'loss/wgan'"),
+        ("loss=ralsgan", "Could not find 'loss/ralsgan'"),
         ("optimizer=sgd", "Could not find 'optimizer/sgd'"),
         ("data.split=val", "Invalid value 'val', expected one of [train, test]"),
         ("train.batch_size=-8", "error: train.batch_size=-8: must be an integer >= 1"),

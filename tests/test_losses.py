@@ -42,6 +42,23 @@ def test_lsgan_known_values():
     assert float(lsgan.generator_loss(np.array([[3.0]], "float32"))) == pytest.approx(0.5 * 4.0)
 
 
+def test_hinge_known_values():
+    hinge = LOSSES.get("hinge")
+    real = np.array([[2.0], [0.5]], "float32")  # margins: max(0, 1 - 2) = 0, max(0, 1 - 0.5) = 0.5
+    fake = np.array([[-3.0], [0.25]], "float32")  # max(0, 1 - 3) = 0, max(0, 1 + 0.25) = 1.25
+    assert float(hinge.discriminator_loss(real, fake)) == pytest.approx((0 + 0.5) / 2 + (0 + 1.25) / 2)
+    assert float(hinge.generator_loss(fake)) == pytest.approx(-(-3.0 + 0.25) / 2)
+
+
+def test_wasserstein_known_values():
+    for name in ("wgan", "wgan_gp"):  # the same pair; wgan_gp adds loss.gradient_penalty in training
+        wgan = LOSSES.get(name)
+        real = np.array([[2.0], [4.0]], "float32")
+        fake = np.array([[-1.0], [0.0]], "float32")
+        assert float(wgan.discriminator_loss(real, fake)) == pytest.approx(-0.5 - 3.0)
+        assert float(wgan.generator_loss(fake)) == pytest.approx(0.5)
+
+
 def test_losses_accept_bfloat16_logits_and_return_float32():
     import tensorflow as tf
 
@@ -53,5 +70,5 @@ def test_losses_accept_bfloat16_logits_and_return_float32():
 
 
 def test_unknown_loss_lists_registered():
-    with pytest.raises(ValueError, match="unknown loss 'wgan'; registered: bce, lsgan"):
-        LOSSES.get("wgan")
+    with pytest.raises(ValueError, match="unknown loss 'ralsgan'; registered: bce, hinge, lsgan, wgan, wgan_gp"):
+        LOSSES.get("ralsgan")
