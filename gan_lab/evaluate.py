@@ -29,6 +29,10 @@ class EvaluateArgs:
     model_uri: Optional[str] = field(default=None, metadata={"help": "or a model: models:/<name>@<alias>, runs:/<id>/generator"})
     images: Optional[str] = field(default=None, metadata={"help": "or an .npz of images (and labels)"})
     n: int = field(default=10000, metadata={"help": "samples generated from a run or model"})
+    truncation: Optional[float] = field(default=None, metadata={
+        "help": "also judge samples of noise truncated to |z| <= this (logged as truncation_<t>/<metric>)"})
+    rejection: Optional[float] = field(default=None, metadata={
+        "help": "also judge samples D accepts, rejection sampling at this percentile (drs_<p>/<metric>)"})
 
 
 def load_samples(path: str) -> tuple[np.ndarray, np.ndarray | None, str]:
@@ -64,7 +68,13 @@ def evaluate(args: EvaluateArgs, overrides: list[str]) -> dict:
     if args.n < 1:
         raise ConfigError(f"n={args.n}: must be >= 1")
     cfg = check_overrides(overrides)
+    if args.truncation is not None and not args.truncation > 0:
+        raise ConfigError(f"truncation={args.truncation}: must be > 0 (|z| <= truncation)")
+    if args.rejection is not None and not 0 <= args.rejection <= 100:
+        raise ConfigError(f"rejection={args.rejection}: a percentile in [0, 100] (higher: D rejects more)")
     if args.images is not None:
+        if args.truncation is not None or args.rejection is not None:
+            raise ConfigError("truncation= and rejection= sample a generator: give run_id= or model_uri=, not images=")
         images, labels, assumed = load_samples(args.images)
         print(f"images={args.images}: {len(images)} images, pixel range assumed {assumed}", file=sys.stderr)
         judge = get_judge(cfg)
@@ -77,15 +87,32 @@ def evaluate(args: EvaluateArgs, overrides: list[str]) -> dict:
     from gan_lab.judge import judge_generator, log_judgement
 
     run, model_uri = tracking.generator_source(args.run_id, args.model_uri, cfg.mlflow.tracking_uri)
-    trained = OmegaConf.create(mlflow.artifacts.load_text(f"{run.info.artifact_uri}/config.yaml"))
+    trained = tracking.run_config(run)
     data = [as_override(f"data.{key}", value) for key, value in trained.data.items() if key != "name"]
     cfg = check_overrides([f"data={trained.data.name}", *data, *overrides])  # the user's data.* last, so they win
     cfg = OmegaConf.merge(cfg, {"model": trained.model})
     judge = get_judge(cfg)
-    result = judge_generator(judge, mlflow.keras.load_model(model_uri), cfg.model, args.n, cfg.seed)
+    generator = mlflow.keras.load_model(model_uri)
     history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "d_loss")
-    log_judgement(run.info.run_id, judge, result, step=max((m.step for m in history), default=0))
-    return {**result, **judge.ceilings, "judge": judge.info["key"], "run_id": run.info.run_id}
+    step = max((m.step for m in history), default=0)
+    result = judge_generator(judge, generator, cfg.model, args.n, cfg.seed)
+    log_judgement(run.info.run_id, judge, result, step)
+    summary = {**result, **judge.ceilings, "judge": judge.info["key"], "run_id": run.info.run_id}
+    if args.truncation is not None or args.rejection is not None:  # beside the plain figures, never in their place
+        discriminator = None if args.rejection is None else tracking.load_discriminator(run, cfg.model)
+        sampled = judge_generator(judge, generator, cfg.model, args.n, cfg.seed, args.truncation, discriminator,
+                                  args.rejection)
+        prefix = sampling_prefix(args.truncation, args.rejection)
+        log_judgement(run.info.run_id, judge, sampled, step, prefix)
+        summary |= {f"{prefix}/{name}": value for name, value in sampled.items()}
+    return summary
+
+
+def sampling_prefix(truncation: float | None, rejection: float | None) -> str:
+    """``truncation_0.8``, ``drs_80`` or ``truncation_0.8_drs_80``: where a sampling option's figures are logged."""
+    parts = ([f"truncation_{truncation:g}"] if truncation is not None else []) + (
+        [f"drs_{rejection:g}"] if rejection is not None else [])
+    return "_".join(parts)
 
 
 def _main(args: EvaluateArgs, overrides: list[str]) -> None:

@@ -1,4 +1,4 @@
-"""python -m gan_lab.generate run_id=<id> | model_uri=models:/<name>@<alias> [n=100] [out=<dir>] [seed=0] [labels=[7]] [mlflow.tracking_uri=<uri>]
+"""python -m gan_lab.generate run_id=<id> | model_uri=models:/<name>@<alias> [n=100] [out=<dir>] [seed=0] [labels=[7]] [truncation=0.8] [rejection=80] [mlflow.tracking_uri=<uri>]
 
 Loads the generator of a training run (or of a registered model) and writes <out>/samples.npz
 (`images`: uint8 N x 28 x 28; for conditional models also `labels`) and <out>/grid.png.
@@ -15,7 +15,7 @@ from typing import Optional
 import numpy as np
 
 from gan_lab.cli import run_command
-from gan_lab.config import Noise, check_overrides
+from gan_lab.config import check_overrides
 
 SHARED = ("seed", "mlflow")
 
@@ -27,6 +27,9 @@ class GenerateArgs:
     n: int = field(default=100, metadata={"help": "number of samples"})
     out: Optional[str] = field(default=None, metadata={"help": "output folder (default samples/<run id>)"})
     labels: Optional[list[int]] = field(default=None, metadata={"help": "conditional models: digits to cycle through (default all)"})
+    truncation: Optional[float] = field(default=None, metadata={"help": "noise truncated to |z| <= this (default: plain)"})
+    rejection: Optional[float] = field(default=None, metadata={
+        "help": "keep the samples D accepts: rejection sampling at this percentile (default: all)"})
 
 
 def save_npz(path: Path, **arrays: np.ndarray) -> None:
@@ -46,24 +49,27 @@ def generate(args: GenerateArgs, seed: int = 0, tracking_uri: str | None = None)
 
     from gan_lab import figures, tracking
     from gan_lab.config import ConfigError
-    from gan_lab.models import generate_images, sample_noise
+    from gan_lab.sampling import draw
 
     if args.n < 1:
         raise ConfigError(f"n={args.n}: must be >= 1")
     run, model_uri = tracking.generator_source(args.run_id, args.model_uri, tracking_uri)
-    params = run.data.params
-    num_classes = int(params.get("model.num_classes", 0))
-    digits = list(range(num_classes)) if args.labels is None else args.labels
-    if num_classes and not all(0 <= d < num_classes for d in digits):
-        raise ConfigError(f"labels={digits}: must lie in 0..{num_classes - 1}")
+    model_cfg = tracking.run_config(run).model
+    num_classes = model_cfg.get("num_classes", 0)
+    if num_classes and args.labels is not None and not all(0 <= d < num_classes for d in args.labels):
+        raise ConfigError(f"labels={args.labels}: must lie in 0..{num_classes - 1}")
     if not num_classes and args.labels is not None:
-        raise ConfigError(f"labels={args.labels}: run {run.info.run_id} is an unconditional {params['model.name']}; "
+        raise ConfigError(f"labels={args.labels}: run {run.info.run_id} is an unconditional {model_cfg.name}; "
                           "labels= needs a cgan run")
 
+    if args.truncation is not None and not args.truncation > 0:
+        raise ConfigError(f"truncation={args.truncation}: must be > 0 (|z| <= truncation)")
+    if args.rejection is not None and not 0 <= args.rejection <= 100:
+        raise ConfigError(f"rejection={args.rejection}: a percentile in [0, 100] (higher: D rejects more)")
     generator = mlflow.keras.load_model(model_uri)
-    noise = sample_noise(np.random.default_rng(seed), args.n, int(params["model.latent_dim"]), Noise[params["model.noise"]])
-    labels = np.resize(np.array(digits, dtype=np.int32), args.n) if num_classes else None
-    images = generate_images(generator, noise, labels)
+    discriminator = None if args.rejection is None else tracking.load_discriminator(run, model_cfg)
+    images, labels, _ = draw(generator, model_cfg, args.n, seed, args.truncation, discriminator, args.rejection,
+                             args.labels)
 
     out = Path(args.out or f"samples/{run.info.run_id}")
     save_npz(out / "samples.npz", **({"images": images} if labels is None else {"images": images, "labels": labels}))

@@ -31,15 +31,10 @@ from gan_lab import figures, tracking
 from gan_lab.config import Split
 from gan_lab.data import load_mnist, scale_images
 from gan_lab.metrics import SCALARS, sample_metrics
-from gan_lab.models import (
-    IMAGE_SHAPE,
-    generate_images,
-    is_conditional,
-    predict,
-    sample_noise,
-)
+from gan_lab.models import IMAGE_SHAPE, predict
+from gan_lab.sampling import draw
 
-ARCHITECTURE = "conv32x3-maxpool-conv64x3-maxpool-flatten-dense128-dense10-softmax/v1"
+ARCHITECTURE = "conv32x3-maxpool-conv64x3-maxpool-flatten-dense128-dense10-softmax/v2"  # v2: reference labels
 JUDGE_KEY_TAG = "gan_lab.judge_key"
 
 
@@ -60,6 +55,7 @@ def build_classifier() -> keras.Model:
 class Judge:
     model: keras.Model  # image -> (probs, features)
     reference: np.ndarray  # features of the real reference images
+    reference_labels: np.ndarray  # their digits (for per-class recall of conditional samples)
     info: dict  # key, settings, accuracies, real-data ceilings ("real": {...}), MLflow run id
 
     def outputs(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -71,7 +67,8 @@ class Judge:
     def evaluate(self, images: np.ndarray, requested: np.ndarray | None = None) -> dict:
         """All metrics of a sample set; ``requested``: the labels a conditional generator was given."""
         probs, features = self.outputs(images)
-        return sample_metrics(probs, features, self.reference, requested, k=self.info["k"])
+        return sample_metrics(probs, features, self.reference, requested, k=self.info["k"],
+                              reference_labels=self.reference_labels)
 
     @property
     def ceilings(self) -> dict[str, float]:
@@ -120,8 +117,8 @@ def train_judge(judge_cfg: DictConfig, fit, held, key: str) -> Judge:
                   verbose=1 if sys.stdout.isatty() else 2)
 
     held_x, held_y = held
-    ceiling_x, ceiling_y, reference_x = held_x[0::2], held_y[0::2], held_x[1::2]
-    judge = Judge(model, reference=predict(model, reference_x)[1], info={})
+    ceiling_x, ceiling_y, reference_x, reference_y = held_x[0::2], held_y[0::2], held_x[1::2], held_y[1::2]
+    judge = Judge(model, reference=predict(model, reference_x)[1], reference_labels=reference_y, info={})
     judge.info = {
         "key": key,
         "architecture": ARCHITECTURE,
@@ -142,6 +139,7 @@ def _save(judge: Judge, folder: Path) -> None:
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
     judge.model.save(staging / "judge.keras")
     np.save(staging / "reference.npy", judge.reference)
+    np.save(staging / "reference_labels.npy", judge.reference_labels)
     (staging / "judge.json").write_text(json.dumps(judge.info, indent=2))
     try:
         os.replace(staging, folder)
@@ -155,6 +153,7 @@ def _load(folder: Path) -> Judge:
     return Judge(
         model=keras.saving.load_model(folder / "judge.keras"),
         reference=np.load(folder / "reference.npy"),
+        reference_labels=np.load(folder / "reference_labels.npy"),
         info=json.loads((folder / "judge.json").read_text()),
     )
 
@@ -200,25 +199,35 @@ def _log_once(judge: Judge, cfg: DictConfig) -> str:
         return run.info.run_id
 
 
-def judge_generator(judge: Judge, generator: keras.Model, model_cfg: DictConfig, n: int, seed: int = 0) -> dict:
-    """Generate ``n`` samples (fixed ``seed``; conditional: balanced labels) and judge them."""
-    noise = sample_noise(np.random.default_rng(seed), n, model_cfg.latent_dim, model_cfg.noise)
-    labels = np.resize(np.arange(model_cfg.num_classes, dtype=np.int32), n) if is_conditional(model_cfg) else None
-    return judge.evaluate(generate_images(generator, noise, labels), requested=labels)
+def judge_generator(judge: Judge, generator: keras.Model, model_cfg: DictConfig, n: int, seed: int = 0,
+                    truncation: float | None = None, discriminator: keras.Model | None = None,
+                    percentile: float | None = None) -> dict:
+    """Draw ``n`` samples (fixed ``seed``; conditional: balanced labels; the sampling options of
+    ``sampling.draw``) and judge them; with rejection sampling, its statistics too."""
+    images, labels, stats = draw(generator, model_cfg, n, seed, truncation, discriminator, percentile)
+    return {**judge.evaluate(images, requested=labels), **stats}
 
 
-def log_judgement(run_id: str, judge: Judge, result: dict, step: int) -> None:
-    """Metrics (with their real_ ceilings), histogram and confusion figures, and the full dict, into a run."""
+def log_judgement(run_id: str, judge: Judge, result: dict, step: int, prefix: str = "") -> None:
+    """Metrics (with their real_ ceilings), histogram and confusion figures, and the full dict, into a run.
+    ``prefix`` (e.g. ``truncation_0.8``): judged with a sampling option, logged as ``<prefix>/<metric>`` beside
+    the plain figures, never in their place."""
     client = MlflowClient()
-    scalars = {name: result[name] for name in SCALARS if name in result}
+    named = (lambda name: f"{prefix}/{name}") if prefix else (lambda name: name)
+    scalars = {name: result[name] for name in (*SCALARS, "acceptance_rate") if name in result}
     ceilings = {name: value for name, value in judge.ceilings.items() if name.removeprefix("real_") in scalars}
-    for name, value in {**scalars, **ceilings}.items():
+    for name, value in scalars.items():
+        client.log_metric(run_id, named(name), value, step=step)
+    for name, value in ceilings.items():
         client.log_metric(run_id, name, value, step=step)
     real = judge.info["real"]
-    client.log_image(run_id, figures.histogram_figure(result["counts"], real["counts"]), key="label_histogram", step=step)
+    client.log_image(run_id, figures.histogram_figure(result["counts"], real["counts"]), key=named("label_histogram"),
+                     step=step)
     if "confusion" in result:
-        client.log_image(run_id, figures.confusion_figure(result["confusion"]), key="confusion_matrix", step=step)
-    client.log_dict(run_id, {**result, **ceilings, "step": step, "judge": judge.info["key"]}, f"judge/step_{step:04d}.json")
+        client.log_image(run_id, figures.confusion_figure(result["confusion"]), key=named("confusion_matrix"), step=step)
+    folder = f"judge/{prefix}" if prefix else "judge"
+    client.log_dict(run_id, {**result, **ceilings, "step": step, "judge": judge.info["key"]},
+                    f"{folder}/step_{step:04d}.json")
 
 
 def summary(judge: Judge) -> dict:

@@ -6,7 +6,8 @@
 import numpy as np
 
 # The scalar figures ``sample_metrics`` returns (cond_acc only for conditional samples).
-SCALARS = ("score", "fid", "precision", "recall", "confidence", "min_share", "max_share", "kl_uniform", "cond_acc")
+SCALARS = ("score", "fid", "precision", "recall", "confidence", "min_share", "max_share", "kl_uniform", "cond_acc",
+           "min_class_recall")
 
 
 def classifier_score(probs: np.ndarray) -> float:
@@ -79,11 +80,14 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> tuple[fl
     return precision, recall
 
 
-def sample_metrics(probs: np.ndarray, features: np.ndarray, reference: np.ndarray, requested=None, k: int = 3) -> dict:
+def sample_metrics(probs: np.ndarray, features: np.ndarray, reference: np.ndarray, requested=None, k: int = 3,
+                   reference_labels: np.ndarray | None = None) -> dict:
     """All metrics of one sample set against the real reference features.
 
     ``requested``: the labels a conditional generator was asked for (adds ``cond_acc``,
-    ``per_class_acc`` and ``confusion``: rows requested, columns judged).
+    ``per_class_acc`` and ``confusion``: rows requested, columns judged); with the reference's
+    ``reference_labels`` also ``per_class_recall`` (each digit's real images covered by the samples
+    asked for that digit: the variety within a class) and its minimum, ``min_class_recall``.
     """
     num_classes = probs.shape[1]
     predicted = probs.argmax(axis=1)
@@ -103,4 +107,10 @@ def sample_metrics(probs: np.ndarray, features: np.ndarray, reference: np.ndarra
         result["cond_acc"] = float(np.trace(confusion) / confusion.sum())
         result["per_class_acc"] = (np.diag(confusion) / np.maximum(asked, 1)).tolist()
         result["confusion"] = confusion.tolist()
+        if reference_labels is not None:
+            result["per_class_recall"] = [
+                coverage(reference[reference_labels == c], features[requested == c],
+                         knn_radii(features[requested == c], k)) if (requested == c).sum() > k else 0.0
+                for c in range(num_classes)]
+            result["min_class_recall"] = float(min(result["per_class_recall"]))
     return result

@@ -20,17 +20,18 @@ from omegaconf import DictConfig, open_dict
 SWEEP_FILE = "sweep.json"
 PARENT_TAG = "mlflow.parentRunId"
 JOB_OVERRIDES_TAG = "gan_lab.job_overrides"
-SUMMARY_METRICS = ("score", "fid", "precision", "recall", "min_share", "max_share", "cond_acc")
+SUMMARY_METRICS = ("score", "fid", "precision", "recall", "min_share", "max_share", "cond_acc", "min_class_recall")
 
 
 class SweepTracker(Callback):
     """The parent run of a multirun, its jobs' shared set-up, and its summary; see the module docstring."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        from gan_lab import tracking
+        from gan_lab import start_tensorflow, tracking
         from gan_lab.config import ConfigError, validate
         from gan_lab.data import DataError
 
+        start_tensorflow()
         uri = tracking.tracking_uri(config.mlflow.tracking_uri)
         experiment_id = tracking.use_experiment(uri, config.mlflow.experiment)
         if config.judge.enabled:  # once, not in every (parallel) job

@@ -224,6 +224,26 @@ def find_training_run(run_id: str, uri: str | None = None) -> Run:
     return run
 
 
+def run_config(run: Run) -> DictConfig:
+    """The config a training run trained with (its ``config.yaml``), typed by the schemas."""
+    from gan_lab.config import typed_config
+
+    return typed_config(OmegaConf.create(mlflow.artifacts.load_text(f"{run.info.artifact_uri}/config.yaml")))
+
+
+def load_discriminator(run: Run, model_cfg: DictConfig):
+    """The discriminator a training run saved (``discriminator.weights.h5``), rebuilt from its model config."""
+    import tempfile
+
+    from gan_lab.models import build_models
+
+    with tempfile.TemporaryDirectory() as folder:
+        weights = MlflowClient().download_artifacts(run.info.run_id, "discriminator.weights.h5", folder)
+        _, discriminator = build_models(model_cfg)
+        discriminator.load_weights(weights)
+    return discriminator
+
+
 def generator_source(run_id: str | None, model_uri: str | None, uri: str | None = None) -> tuple[Run, str]:
     """(training run, generator model URI) for ``run_id=<id>`` or ``model_uri=models:/<name>@<alias>``
     (also ``models:/<name>/<version>``, ``models:/<model id>``, ``runs:/<run id>/generator``)."""

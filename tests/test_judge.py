@@ -154,3 +154,28 @@ def test_evaluate_bad_input(tmp_path, capsys):
         assert evaluate_main(argv) == 2, argv
         captured = capsys.readouterr()
         assert message in captured.err and captured.out == "", argv
+
+
+def test_sampling_options_are_logged_beside_the_plain_figures(trained_runs, mlflow_uri, judge_overrides, capsys):
+    run_id = trained_runs["dcgan"]
+    argv = [f"run_id={run_id}", "n=300", "truncation=0.8", "rejection=50", f"mlflow.tracking_uri={mlflow_uri}"]
+    assert evaluate_main([*argv, *judge_overrides]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    prefix = "truncation_0.8_drs_50"
+    assert {"score", "fid", f"{prefix}/score", f"{prefix}/fid", f"{prefix}/acceptance_rate"} <= set(printed)
+    assert 0 < printed[f"{prefix}/acceptance_rate"] < 1 and sum(printed[f"{prefix}/counts"]) == 300
+    metrics = MlflowClient(mlflow_uri).get_run(run_id).data.metrics
+    assert metrics["score"] == pytest.approx(printed["score"])  # the plain figure stays the plain one
+    assert metrics[f"{prefix}/score"] == pytest.approx(printed[f"{prefix}/score"])
+
+
+def test_generate_with_sampling_options_is_reproducible(trained_runs, mlflow_uri, tmp_path):
+    def samples(folder: str, **options) -> bytes:
+        args = GenerateArgs(run_id=trained_runs["cgan"], n=40, out=str(tmp_path / folder), labels=[3, 5], **options)
+        return generate(args, seed=1, tracking_uri=mlflow_uri).read_bytes()
+
+    plain, truncated = samples("plain"), samples("t", truncation=0.5)
+    rejected = samples("r", rejection=50.0)
+    assert truncated != plain and rejected != plain and samples("r2", rejection=50.0) == rejected
+    with np.load(tmp_path / "r" / "samples.npz") as data:
+        assert data["images"].shape == (40, 28, 28) and set(data["labels"].tolist()) == {3, 5}
