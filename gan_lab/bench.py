@@ -5,7 +5,8 @@ Benchmarks that print timings and ratios (not tests). Sections:
 - ``train``: images/s of the trainer against a plain reference step (the TensorFlow DCGAN
   tutorial's two-tape ``@tf.function`` step, written below, on the same architecture and batch
   size), each in float32 and mixed_bfloat16, for every model, all interleaved round by round in
-  one process;
+  one process with this CPU's bfloat16 and float32 matmul peak, and each trainer's share of the
+  images/s that peak allows (FLOPs per image counted from the layer shapes);
 - ``memory``: peak RSS of a default one-epoch DCGAN run on the test split;
 - ``judge``: all judge metrics for 10,000 samples;
 - ``cli``: start-up of ``python -m gan_lab --help`` / ``--cfg job``.
@@ -117,12 +118,57 @@ def trainer_step(cfg, images, labels):
     return run
 
 
-def bench_train(models: list[str], rounds: int) -> None:
-    """Images/s of the trainer vs the plain step per model and precision; ratios to plain float32.
+def forward_flops(model: keras.Model) -> int:
+    """Multiply-adds x 2 of one image through ``model``'s dense and convolution layers (the rest is small)."""
+    total = 0
+    for layer in model.layers:
+        inner = getattr(layer, "layer", layer)  # spectral normalisation wraps its layer
+        if isinstance(inner, keras.layers.Dense):
+            total += 2 * inner.kernel.shape[0] * inner.kernel.shape[1]
+        elif isinstance(inner, keras.layers.Conv2DTranspose):  # each input pixel meets the whole kernel
+            k_h, k_w, c_out, c_in = inner.kernel.shape
+            total += 2 * k_h * k_w * c_in * c_out * layer.input.shape[1] * layer.input.shape[2]
+        elif isinstance(inner, keras.layers.Conv2D):  # each output pixel does
+            k_h, k_w, c_in, c_out = inner.kernel.shape
+            total += 2 * k_h * k_w * c_in * c_out * layer.output.shape[1] * layer.output.shape[2]
+    return total
 
-    Every (model, step, precision) is built first; then each round times one block of each of
-    them in turn, so all are measured side by side in the same minutes (the first round, tracing
-    and warm-up, is not counted).
+
+def step_flops(model_cfg) -> int:
+    """FLOPs per image of a training step: G forward and backward (3 x forward), D forward on real and
+    fake (2), D's activation and weight gradients for both (4), and D's activation gradients once more
+    on the way to G (1): 3 F_G + 7 F_D."""
+    from gan_lab.models import build_models
+
+    generator, discriminator = build_models(model_cfg)
+    return 3 * forward_flops(generator) + 7 * forward_flops(discriminator)
+
+
+def matmul_peak(dtype: str, n: int = 2048):
+    """``run(steps)``: ``steps`` (n x n) @ (n x n) products in ``dtype``; this CPU's dense-maths ceiling."""
+    import tensorflow as tf
+
+    a = tf.random.normal((n, n), dtype=tf.float32)
+    a = tf.cast(a, dtype)
+
+    @tf.function
+    def product(x):
+        return tf.reduce_sum(tf.cast(tf.matmul(x, x), tf.float32))
+
+    def run(steps: int) -> None:
+        for _ in range(steps):
+            float(product(a))
+
+    return run, 2 * n**3
+
+
+def bench_train(models: list[str], rounds: int) -> None:
+    """Images/s of the trainer vs the plain step per model and precision; ratios to plain float32;
+    and each model's share of the images/s this CPU's matmul peak allows its training step.
+
+    Every (model, step, precision) and the matmul peaks are built first; then each round times one
+    block of each in turn, so all are measured side by side in the same minutes (the first round,
+    tracing and warm-up, is not counted).
     """
     from gan_lab.config import Split, compose_config
     from gan_lab.data import load_mnist
@@ -139,7 +185,9 @@ def bench_train(models: list[str], rounds: int) -> None:
                 continue
             runners[model, "trainer", precision] = trainer_step(cfg, images, labels)
             runners[model, "plain", precision] = reference_step(cfg, precision, images, labels)
+    peaks = {dtype: matmul_peak(dtype) for dtype in ("bfloat16", "float32")}
     speeds: dict[tuple[str, str, str], list[float]] = {key: [] for key in runners}
+    gflops: dict[str, list[float]] = {dtype: [] for dtype in peaks}
     for round_ in range(rounds + 1):
         for key, run in runners.items():
             model = key[0]
@@ -147,6 +195,11 @@ def bench_train(models: list[str], rounds: int) -> None:
             run(STEPS[model])
             if round_:
                 speeds[key].append(STEPS[model] * BATCH_SIZE[model] / (time.perf_counter() - start))
+        for dtype, (run, flops) in peaks.items():
+            start = time.perf_counter()
+            run(10)
+            if round_:
+                gflops[dtype].append(10 * flops / (time.perf_counter() - start) / 1e9)
     if os.environ.get("GAN_LAB_BENCH_VERBOSE"):
         for key, values in sorted(speeds.items()):
             print(key, [round(v) for v in values])
@@ -166,7 +219,24 @@ def bench_train(models: list[str], rounds: int) -> None:
         cgan, dcgan = speeds["cgan", "trainer", default["cgan"]], speeds["dcgan", "trainer", default["dcgan"]]
         per_round = [c / d for c, d in zip(cgan, dcgan)]
         print(f"cgan per image: {best['cgan'] / best['dcgan']:.2f} of dcgan's throughput (per round: "
-              + ", ".join(f"{r:.2f}" for r in per_round) + "); target >= 0.85")
+              + ", ".join(f"{r:.2f}" for r in per_round) + ")")
+
+    peak = {dtype: statistics.median(values) for dtype, values in gflops.items()}
+    print(f"\nThis CPU's matmul peak (2048^3, median of {rounds} rounds): bfloat16 {peak['bfloat16']:.0f} GFLOP/s, "
+          f"float32 {peak['float32']:.0f} GFLOP/s ({peak['bfloat16'] / peak['float32']:.2f}x)")
+    print("Ceiling: the images/s a training step would reach if all its dense and convolution FLOPs ran at that peak")
+    print(f"{'model':6} {'precision':15} {'GFLOP/image':>11} {'ceiling':>8} {'trainer':>8} {'share':>6}")
+    from gan_lab.config import compose_config as compose
+
+    for model in models:
+        flops = step_flops(compose([f"model={model}"]).model)
+        for precision in ("mixed_bfloat16", "float32"):
+            if (model, "trainer", precision) not in median:
+                continue
+            ceiling = peak["bfloat16" if precision == "mixed_bfloat16" else "float32"] * 1e9 / flops
+            value = median[model, "trainer", precision]
+            target = "  target >= 90%" if model == "dcgan" and precision == default[model] else ""
+            print(f"{model:6} {precision:15} {flops / 1e9:11.3f} {ceiling:8.0f} {value:8.0f} {value / ceiling:6.0%}{target}")
 
 
 def bench_memory() -> None:

@@ -234,3 +234,15 @@ def test_inner_product_matches_keras_dot():
     expected = layers.Dot(axes=1)([a, b]).numpy()
     np.testing.assert_allclose(InnerProduct()([a, b]).numpy(), expected, rtol=1e-5)
     assert InnerProduct()([a, b]).shape == (6, 1)
+
+
+def test_training_step_flops_counted_from_the_layer_shapes(compose_cfg):
+    """What `make bench` divides this CPU's matmul peak by: 3 F_G + 7 F_D per image (dcgan, by hand)."""
+    from gan_lab.bench import forward_flops, step_flops
+
+    cfg = compose_cfg("model=dcgan").model
+    generator, discriminator = build_models(cfg)
+    g = 2 * (100 * 7 * 7 * 256 + 25 * 256 * 128 * 7 * 7 + 25 * 128 * 64 * 7 * 7 + 25 * 64 * 1 * 14 * 14)
+    d = 2 * (25 * 1 * 64 * 14 * 14 + 25 * 64 * 128 * 7 * 7 + 7 * 7 * 128)
+    assert (forward_flops(generator), forward_flops(discriminator)) == (g, d)
+    assert step_flops(cfg) == 3 * g + 7 * d
