@@ -65,6 +65,7 @@ class ConvModelConfig:
     label_embedding_dim: int = 50
     conditional_bn: bool = False  # conditional: G's batch norms take their scale and shift from the label
     code_dim: int = 0  # InfoGAN: a categorical latent code of this many values, with D's head recovering it
+    self_conditioned: bool = False  # with code_dim: D projects the code, on real images the one its head guesses
     spectral_norm: bool = False  # spectral normalisation of D's layers (Miyato et al. 2018)
     minibatch_std: bool = False  # D sees the batch's standard deviation as one more feature map (ProGAN)
 

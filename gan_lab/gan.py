@@ -37,7 +37,7 @@ class GAN(keras.Model):
     """
 
     def __init__(self, generator, discriminator, latent_dim: int, noise: Noise, num_classes: int, seed: int,
-                 ema: float = 0.0, code_dim: int = 0):
+                 ema: float = 0.0, code_dim: int = 0, self_conditioned: bool = False):
         super().__init__(name="gan")
         self.generator = generator
         self.ema = ema
@@ -50,6 +50,7 @@ class GAN(keras.Model):
         self.noise = noise
         self.num_classes = num_classes
         self.code_dim = code_dim
+        self.self_conditioned = self_conditioned  # D takes the code: G's for fakes, -1 (its own guess) for reals
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.trackers = [keras.metrics.Mean(name=name) for name in METRICS]
         # The first step whose losses or gradients were not finite, and which (DIVERGENCE_PARTS bits); -1: none.
@@ -101,6 +102,8 @@ class GAN(keras.Model):
         """(d_loss, g_loss, real logits, fake logits): the loss pair, with the objective's penalties and terms."""
         objective = self.objective
         labels = labels if self.num_classes else None  # the data's labels reach D of conditional models only
+        if self.self_conditioned:
+            labels, fake_labels = tf.fill(tf.shape(images)[:1], -1), codes
         real_x, fake_x = images, fakes
         if objective.augment:  # the same policy on real and fake, differentiable, so G learns through it
             real_x = augment(images, objective.augment, self.seed_generator.next())

@@ -283,7 +283,15 @@ def _conv_discriminator(cfg: DictConfig, dropout, leaky_relu) -> keras.Model:
     if cfg.code_dim:
         q = layers.LeakyReLU(negative_slope=cfg.leaky_slope)(layers.Dense(128)(features))
         code_logits = layers.Dense(cfg.code_dim, dtype="float32", name="code_logits")(q)
-        return keras.Model(image, [logit, code_logits], name="discriminator")
+        if not cfg.self_conditioned:
+            return keras.Model(image, [logit, code_logits], name="discriminator")
+        # Self-conditioned (after Liu et al. 2020): a projection discriminator on the code G was given, and on
+        # real images (code -1) on the code D's head guesses for them: the code works as an unsupervised label.
+        code_in = keras.Input((), dtype="int32", name="code")
+        code = keras.ops.where(code_in < 0, keras.ops.cast(keras.ops.argmax(code_logits, axis=-1), "int32"), code_in)
+        embedded = layers.Embedding(cfg.code_dim, features.shape[-1])(code)
+        logit = layers.Add(dtype="float32")([logit, InnerProduct(dtype="float32")([embedded, features])])
+        return keras.Model([image, code_in], [logit, code_logits], name="discriminator")
     if not is_conditional(cfg):
         return keras.Model(image, logit, name="discriminator")
     # Projection discriminator (Miyato & Koyama 2018): logit += <embed(y), features>.

@@ -139,6 +139,8 @@ def draw(generator, model_cfg, n: int, seed: int, truncation: float | None = Non
         return predict(generator, [inputs, labels]), labels
 
     def logits(samples: Samples) -> np.ndarray:
+        if not isinstance(samples, tuple) and len(discriminator.inputs) == 2:  # self-conditioned: D guesses the code
+            samples = (samples, np.full(len(samples), -1, np.int32))
         outputs = predict(discriminator, list(samples) if isinstance(samples, tuple) else samples)
         return outputs[0] if isinstance(outputs, list) else outputs  # InfoGAN's D also returns code logits
 

@@ -58,7 +58,7 @@ def build_gan(cfg: DictConfig, steps_per_execution: int | None = None) -> GAN:
         keras.config.set_dtype_policy(previous)
     gan = GAN(
         generator, discriminator, cfg.model.latent_dim, cfg.model.noise, cfg.model.get("num_classes", 0), cfg.seed,
-        ema=cfg.train.ema, code_dim=cfg.model.get("code_dim", 0),
+        ema=cfg.train.ema, code_dim=cfg.model.get("code_dim", 0), self_conditioned=cfg.model.get("self_conditioned", False),
     )
     objective = Objective(
         LOSSES.get(cfg.loss.name), gradient_penalty=cfg.loss.gradient_penalty, r1_gamma=cfg.loss.r1_gamma,

@@ -246,3 +246,15 @@ def test_training_step_flops_counted_from_the_layer_shapes(compose_cfg):
     d = 2 * (25 * 1 * 64 * 14 * 14 + 25 * 64 * 128 * 7 * 7 + 7 * 7 * 128)
     assert (forward_flops(generator), forward_flops(discriminator)) == (g, d)
     assert step_flops(cfg) == 3 * g + 7 * d
+
+
+def test_self_conditioned_d_projects_the_code_it_guesses_on_real_images(compose_cfg):
+    cfg = compose_cfg("model=infogan", "model.self_conditioned=true").model
+    _, discriminator = build_models(cfg)
+    images = np.random.default_rng(0).uniform(-1, 1, (6, 28, 28, 1)).astype("float32")
+    guess_logit, code_logits = discriminator([images, np.full(6, -1, "int32")])
+    guessed = np.asarray(code_logits).argmax(1).astype("int32")
+    given_logit, _ = discriminator([images, guessed])
+    np.testing.assert_allclose(guess_logit, given_logit, rtol=1e-6)
+    other_logit, _ = discriminator([images, (guessed + 1) % 10])
+    assert not np.allclose(other_logit, given_logit)  # the code changes the logit: it is projected
