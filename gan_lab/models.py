@@ -154,6 +154,41 @@ class MinibatchStdDev(layers.Layer):
         return (*input_shape[:-1], input_shape[-1] + 1)
 
 
+@keras.saving.register_keras_serializable(package="gan_lab")
+class CodeAssignment(layers.Layer):
+    """Self-conditioned D's code per image, ``[given codes, code logits] -> codes``: the given code, or where it
+    is -1 (real images) the one D's head guesses. In training the guesses are balanced over the batch
+    (Sinkhorn-Knopp equipartition, as in SwAV, Caron et al. 2020): real images then fall into equal clusters,
+    as G draws its codes uniformly, and no code can take two digits' share. Out of training: the plain argmax."""
+
+    def __init__(self, iterations: int = 3, **kwargs):
+        super().__init__(**kwargs)
+        self.iterations = iterations
+
+    def call(self, inputs, training=None):
+        given, logits = inputs
+        logits = tf.cast(logits, tf.float32)
+        scores = balanced_assignment(logits, self.iterations) if training else logits
+        return tf.where(given < 0, tf.argmax(scores, axis=-1, output_type=tf.int32), tf.cast(given, tf.int32))
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[0]
+
+    def get_config(self):
+        return {**super().get_config(), "iterations": self.iterations}
+
+
+def balanced_assignment(logits: tf.Tensor, iterations: int = 3) -> tf.Tensor:
+    """Soft assignments of a batch (N, K) to K codes whose code totals are equal and each row a distribution:
+    softmax(logits) scaled alternately by column and row (Sinkhorn-Knopp), ``iterations`` times."""
+    q = tf.exp(logits - tf.reduce_max(logits))
+    n, k = tf.cast(tf.shape(q)[0], q.dtype), tf.cast(tf.shape(q)[1], q.dtype)
+    for _ in range(iterations):
+        q = q / (tf.reduce_sum(q, axis=0, keepdims=True) * k)
+        q = q / (tf.reduce_sum(q, axis=1, keepdims=True) * n)
+    return q * n
+
+
 def build_models(cfg: DictConfig, fast: bool = False) -> tuple[keras.Model, keras.Model]:
     """(generator, discriminator) for the model config ``cfg`` (the ``model`` group).
 
@@ -286,9 +321,10 @@ def _conv_discriminator(cfg: DictConfig, dropout, leaky_relu) -> keras.Model:
         if not cfg.self_conditioned:
             return keras.Model(image, [logit, code_logits], name="discriminator")
         # Self-conditioned (after Liu et al. 2020): a projection discriminator on the code G was given, and on
-        # real images (code -1) on the code D's head guesses for them: the code works as an unsupervised label.
+        # real images (code -1) on the code D's head guesses for them, balanced in training (CodeAssignment):
+        # the code works as an unsupervised label.
         code_in = keras.Input((), dtype="int32", name="code")
-        code = keras.ops.where(code_in < 0, keras.ops.cast(keras.ops.argmax(code_logits, axis=-1), "int32"), code_in)
+        code = CodeAssignment()([code_in, code_logits])
         embedded = layers.Embedding(cfg.code_dim, features.shape[-1])(code)
         logit = layers.Add(dtype="float32")([logit, InnerProduct(dtype="float32")([embedded, features])])
         return keras.Model([image, code_in], [logit, code_logits], name="discriminator")
@@ -319,12 +355,14 @@ def build_cgan(
     return _conv_generator(cfg, batch_norm), _conv_discriminator(cfg, dropout, leaky_relu)
 
 
+@MODELS.register("selfcond")
 @MODELS.register("infogan")
 def build_infogan(
     cfg: DictConfig, batch_norm=layers.BatchNormalization, dropout=layers.Dropout, leaky_relu=layers.LeakyReLU
 ) -> tuple[keras.Model, keras.Model]:
     """DCGAN with InfoGAN's categorical latent code (Chen et al. 2016): G draws from noise and a code of
-    ``code_dim`` values; D's second head recovers the code. Unsupervised: no labels are used."""
+    ``code_dim`` values; D's second head recovers the code. Unsupervised: no labels are used. ``selfcond``: the
+    same with ``self_conditioned``, D a projection discriminator on the code (see ``_conv_discriminator``)."""
     if cfg.code_dim < 2 or is_conditional(cfg):
         raise ValueError(f"infogan needs model.code_dim >= 2 and no labels (num_classes 0), got {cfg.code_dim}, "
                          f"{cfg.num_classes}")

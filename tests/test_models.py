@@ -8,6 +8,7 @@ from gan_lab.models import (
     MODELS,
     ConditionalBatchNormalization,
     MinibatchStdDev,
+    balanced_assignment,
     build_models,
     generator_inputs,
     sample_noise,
@@ -258,3 +259,30 @@ def test_self_conditioned_d_projects_the_code_it_guesses_on_real_images(compose_
     np.testing.assert_allclose(guess_logit, given_logit, rtol=1e-6)
     other_logit, _ = discriminator([images, (guessed + 1) % 10])
     assert not np.allclose(other_logit, given_logit)  # the code changes the logit: it is projected
+
+
+def test_balanced_assignment_spreads_a_batch_over_the_codes():
+    # Logits that put nearly every image on code 0 by argmax.
+    logits = np.random.default_rng(0).normal(size=(200, 10)) + np.array([3.0] + [0.0] * 9)
+    assert np.bincount(logits.argmax(1), minlength=10)[0] > 150
+    q = np.asarray(balanced_assignment(keras.ops.convert_to_tensor(logits, "float32")))
+    np.testing.assert_allclose(q.sum(axis=1), 1.0, rtol=1e-5)  # each image: a distribution over the codes
+    np.testing.assert_allclose(q.sum(axis=0), 20.0, rtol=0.05)  # each code: a tenth of the batch
+    counts = np.bincount(q.argmax(1), minlength=10)
+    assert counts.min() >= 10 and counts.max() <= 30
+    # Only rescaled per image and per code (Sinkhorn): log q - logits = an image's term + a code's term.
+    offset = np.log(q) - logits
+    np.testing.assert_allclose(offset - offset[:, :1], np.broadcast_to(offset[0] - offset[0, 0], offset.shape),
+                               atol=1e-4)
+
+
+def test_self_conditioned_d_balances_its_guesses_in_training_only(compose_cfg):
+    cfg = compose_cfg("model=infogan", "model.self_conditioned=true", "model.dropout=0").model
+    _, discriminator = build_models(cfg)
+    images = np.random.default_rng(0).uniform(-1, 1, (40, 28, 28, 1)).astype("float32")
+    unknown = np.full(40, -1, "int32")
+    logit, code_logits = discriminator([images, unknown], training=True)
+    balanced = np.asarray(balanced_assignment(code_logits)).argmax(1).astype("int32")
+    np.testing.assert_allclose(logit, discriminator([images, balanced], training=True)[0], rtol=1e-5)
+    plain = np.asarray(code_logits).argmax(1).astype("int32")
+    np.testing.assert_allclose(discriminator([images, unknown])[0], discriminator([images, plain])[0], rtol=1e-5)
