@@ -80,16 +80,20 @@ class GAN(keras.Model):
 
     def _generator_inputs(self, batch_size):
         """(G's input, the continuous noise, the labels asked for or None, the InfoGAN codes or None).
-        With mode seeking, the two halves of the batch are pairs with the same labels."""
+        With mode seeking, the two halves of the batch are pairs with the same labels (or codes)."""
         noise = self._noise(batch_size)
+        pairs = batch_size // 2 if self.objective.mode_seeking else batch_size
+
+        def paired(values: int):
+            drawn = keras.random.randint((pairs,), 0, values, seed=self.seed_generator)
+            return tf.gather(drawn, tf.range(batch_size) % pairs)
+
         g_inputs, labels, codes = noise, None, None
         if self.num_classes:
-            pairs = batch_size // 2 if self.objective.mode_seeking else batch_size
-            labels = keras.random.randint((pairs,), 0, self.num_classes, seed=self.seed_generator)
-            labels = tf.gather(labels, tf.range(batch_size) % pairs)
+            labels = paired(self.num_classes)
             g_inputs = [noise, labels]
         if self.code_dim:
-            codes = keras.random.randint((batch_size,), 0, self.code_dim, seed=self.seed_generator)
+            codes = paired(self.code_dim)
             g_inputs = tf.concat([noise, tf.one_hot(codes, self.code_dim, dtype=noise.dtype)], axis=1)
         return g_inputs, noise, labels, codes
 

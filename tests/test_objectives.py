@@ -61,6 +61,14 @@ def test_mode_seeking_pairs_share_labels_and_penalise_alike_samples(compose_cfg,
     assert float(g_loss) == pytest.approx(float(bce.generator_loss(fake_logits)) + 0.5 / (ratio + 1e-5), rel=1e-5)
 
 
+def test_mode_seeking_pairs_share_infogan_codes(compose_cfg):
+    gan = build_gan(compose_cfg("model=infogan", "loss.mode_seeking=0.5"), steps_per_execution=1)
+    g_inputs, noise, _, codes = gan._generator_inputs(8)
+    np.testing.assert_array_equal(codes[:4], codes[4:])  # the term then asks for variety within a code
+    assert not np.allclose(noise[:4], noise[4:])
+    np.testing.assert_array_equal(tf.argmax(g_inputs[:, 100:], 1), codes)
+
+
 def test_infogan_adds_the_codes_cross_entropy_to_both_losses(compose_cfg, batch):
     images, labels = batch
     gan = build_gan(compose_cfg("model=infogan", "model.dropout=0", "train.precision=float32"), steps_per_execution=1)
