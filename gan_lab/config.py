@@ -93,6 +93,7 @@ class LossConfig:
     r1_gamma: float = 0.0  # R1: gamma/2 * |grad D(real)|^2, with any loss; 0: off
     mode_seeking: float = 0.0  # MSGAN: weight of 1 / (|G(z1) - G(z2)| / |z1 - z2|); 0: off
     mutual_information: float = 1.0  # InfoGAN (model.code_dim > 0): weight of the code's cross-entropy
+    generator_mutual_information: float = "${.mutual_information}"  # G's weight of it, if other than D's head's
 
 
 @dataclass
@@ -272,7 +273,8 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"train.max_steps={cfg.train.max_steps}: must be >= 1, or null for no cap")
     if cfg.train.max_time is not None and cfg.train.max_time <= 0:
         raise ConfigError(f"train.max_time={cfg.train.max_time}: must be > 0 seconds, or null for no budget")
-    for key in ("loss.gradient_penalty", "loss.r1_gamma", "loss.mode_seeking", "loss.mutual_information"):
+    for key in ("loss.gradient_penalty", "loss.r1_gamma", "loss.mode_seeking", "loss.mutual_information",
+                "loss.generator_mutual_information"):
         if OmegaConf.select(cfg, key) < 0:
             raise ConfigError(f"{key}={OmegaConf.select(cfg, key)}: must be >= 0 (0: off)")
     unknown = [p for p in augment_policies(cfg.train.augment) if p not in AUGMENT_POLICIES]

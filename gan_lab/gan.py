@@ -23,7 +23,8 @@ class Objective:
     gradient_penalty: float = 0.0
     r1_gamma: float = 0.0
     mode_seeking: float = 0.0
-    mutual_information: float = 0.0
+    mutual_information: float = 0.0  # InfoGAN: weight of the code's cross-entropy in D's loss (trains its code head)
+    generator_mutual_information: float = 0.0  # and in G's loss
     augment: str = ""
     d_steps: int = 1
 
@@ -129,7 +130,7 @@ class GAN(keras.Model):
         if self.code_dim:  # InfoGAN: G and D's code head both make the code recoverable
             information = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
                 labels=codes, logits=tf.cast(code_logits, tf.float32)))
-            g_loss += objective.mutual_information * information
+            g_loss += objective.generator_mutual_information * information
             d_loss += objective.mutual_information * information
         if self.generator.losses:  # weight decay of the layers that have it
             g_loss += tf.add_n([tf.cast(x, tf.float32) for x in self.generator.losses])

@@ -63,6 +63,7 @@ def build_gan(cfg: DictConfig, steps_per_execution: int | None = None) -> GAN:
     objective = Objective(
         LOSSES.get(cfg.loss.name), gradient_penalty=cfg.loss.gradient_penalty, r1_gamma=cfg.loss.r1_gamma,
         mode_seeking=cfg.loss.mode_seeking, mutual_information=cfg.loss.mutual_information,
+        generator_mutual_information=cfg.loss.generator_mutual_information,
         augment=",".join(augment_policies(cfg.train.augment)), d_steps=cfg.train.d_steps,
     )
     gan.compile(

@@ -69,7 +69,7 @@ def test_mode_seeking_pairs_share_infogan_codes(compose_cfg):
     np.testing.assert_array_equal(tf.argmax(g_inputs[:, 100:], 1), codes)
 
 
-def test_infogan_adds_the_codes_cross_entropy_to_both_losses(compose_cfg, batch):
+def test_infogan_adds_the_codes_cross_entropy_to_both_losses_with_their_weights(compose_cfg, batch):
     images, labels = batch
     gan = build_gan(compose_cfg("model=infogan", "model.dropout=0", "train.precision=float32"), steps_per_execution=1)
     bce = LOSSES.get("bce")
@@ -81,8 +81,9 @@ def test_infogan_adds_the_codes_cross_entropy_to_both_losses(compose_cfg, batch)
     real_logits, _ = gan.discriminator(images, training=True)
     information = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=codes, logits=code_logits))
     gan.seed_generator.state.assign(state)
-    (d_loss, g_loss, *_), _, _ = losses_with(gan, Objective(bce, mutual_information=0.5), images, labels)
-    assert float(g_loss) == pytest.approx(float(bce.generator_loss(fake_logits) + 0.5 * information), rel=1e-5)
+    objective = Objective(bce, mutual_information=0.5, generator_mutual_information=0.25)
+    (d_loss, g_loss, *_), _, _ = losses_with(gan, objective, images, labels)
+    assert float(g_loss) == pytest.approx(float(bce.generator_loss(fake_logits) + 0.25 * information), rel=1e-5)
     assert float(d_loss) == pytest.approx(float(bce.discriminator_loss(real_logits, fake_logits) + 0.5 * information),
                                           rel=1e-5)
 
