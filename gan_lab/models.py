@@ -280,6 +280,9 @@ def _conv_generator(cfg: DictConfig, batch_norm) -> keras.Model:
         embedded = layers.Embedding(cfg.num_classes, cfg.label_embedding_dim)(label)
         inputs, h = [noise, label], layers.Concatenate()([noise, embedded])
 
+    if cfg.get("conditional_bn") and not is_conditional(cfg):
+        raise ValueError("model.conditional_bn needs labels to take scale and shift from: a conditional model (cgan)")
+
     def normalize(x):
         if cfg.get("conditional_bn"):
             return ConditionalBatchNormalization(cfg.num_classes, batch_norm)([x, inputs[1]])
