@@ -263,8 +263,15 @@ def generator_source(run_id: str | None, model_uri: str | None, uri: str | None 
 def register_generator(run_id: str, name: str, alias: str | None, uri: str | None = None) -> str:
     """Register run ``run_id``'s generator as a new version of model ``name`` (and point ``alias`` at it);
     returns the version."""
-    find_training_run(run_id, uri)
-    version = mlflow.register_model(f"runs:/{run_id}/generator", name).version
+    run = find_training_run(run_id, uri)
+    logged = mlflow.search_logged_models(  # MLflow 3 keeps the generator as a logged model, not run artifacts
+        experiment_ids=[run.info.experiment_id], output_format="list", max_results=1,
+        filter_string=f"source_run_id='{run_id}' AND name='generator'",
+        order_by=[{"field_name": "creation_timestamp", "ascending": False}])
+    if not logged:
+        raise LookupError(f"run {run_id} logged no generator (it may have ended before its export); "
+                          "register a run that finished")
+    version = mlflow.register_model(logged[0].model_uri, name).version
     if alias:
         MlflowClient().set_registered_model_alias(name, alias, version)
     return str(version)
