@@ -26,9 +26,28 @@ def test_every_model_and_loss_composes_and_builds(compose_cfg, model, loss):
 
 
 def test_defaults(compose_cfg):
+    """`python -m gan_lab`: the quality study's best unconditional recipe (experiments/quality.md), no labels."""
     cfg = compose_cfg()
-    assert (cfg.model.name, cfg.loss.name, cfg.optimizer.name, cfg.data.name) == ("dcgan", "bce", "adam", "mnist")
+    assert (cfg.model.name, cfg.loss.name, cfg.optimizer.name, cfg.data.name) == ("selfcond", "lsgan", "adam", "mnist")
+    assert (cfg.model.code_dim, cfg.model.self_conditioned, cfg.model.num_classes, cfg.model.dropout) == (30, True, 0, 0)
+    assert (cfg.loss.mutual_information, cfg.loss.generator_mutual_information) == (1.0, 0.15)
+    assert cfg.optimizer.generator.lr == cfg.optimizer.discriminator.lr == 4e-4
     assert cfg.data.split.name == "train"
+    assert compose_cfg("loss=bce", "optimizer.lr=1e-4").loss.name == "bce"  # the command line still wins
+
+
+def test_classic_setups_compose_as_published(compose_cfg):
+    """Choosing a classic model brings none of the default recipe's settings."""
+    dcgan = compose_cfg("model=dcgan")  # the TensorFlow DCGAN tutorial
+    assert (dcgan.loss.name, dcgan.model.dropout, dcgan.model.code_dim, dcgan.model.conditional_bn) == ("bce", 0.3, 0, False)
+    assert (dcgan.loss.mode_seeking, dcgan.optimizer.generator.lr, dcgan.model.latent_dim) == (0.0, 2e-4, 100)
+    mlp = compose_cfg("model=mlp", "loss=lsgan")  # the CS231n notebook's least-squares GAN
+    assert (mlp.loss.name, mlp.model.latent_dim, mlp.model.noise.value, mlp.optimizer.generator.lr) == (
+        "lsgan", 96, "uniform", 2e-4)
+    cgan = compose_cfg("model=cgan")  # the study's best conditional recipe
+    assert (cgan.loss.name, cgan.loss.mode_seeking, cgan.model.conditional_bn) == ("bce", 0.3, True)
+    first = compose_cfg("model=cgan", "model.conditional_bn=false", "loss.mode_seeking=0")  # cgan as first built
+    assert (first.model.conditional_bn, first.loss.mode_seeking, first.model.dropout) == (False, 0.0, 0.3)
 
 
 def test_lr_sets_both_networks_and_each_can_differ(compose_cfg):
@@ -42,7 +61,7 @@ def test_lr_sets_both_networks_and_each_can_differ(compose_cfg):
 
 
 def test_experiment_preset_changes_only_what_it_lists(compose_cfg):
-    default, fast = compose_cfg(), compose_cfg("experiment=dcgan_fast")
+    default, fast = compose_cfg("model=dcgan"), compose_cfg("experiment=dcgan_fast")
     assert (fast.model.name, fast.loss.name, fast.model.dropout) == ("dcgan", "lsgan", 0.0)
     assert fast.optimizer.generator.lr == fast.optimizer.discriminator.lr == 4e-4
     for changed in (("loss", "name"), ("model", "dropout"), ("optimizer", "lr")):

@@ -40,13 +40,25 @@ DCGAN_G_TRUNK = (
 DCGAN_G = dense(100, 7 * 7 * 256, bias=False) + DCGAN_G_TRUNK
 DCGAN_D = conv(5, 1, 64) + conv(5, 64, 128) + dense(7 * 7 * 128, 1)
 # cgan: label embedding 10x50 joined to the noise; projection embedding 10 x (7*7*128) in D
-CGAN_G = 10 * 50 + dense(100 + 50, 7 * 7 * 256, bias=False) + DCGAN_G_TRUNK
+CLASSIC_CGAN_G = 10 * 50 + dense(100 + 50, 7 * 7 * 256, bias=False) + DCGAN_G_TRUNK
 CGAN_D = DCGAN_D + 10 * 7 * 7 * 128
+
+
+def cbn(channels, classes=10):
+    return 2 * channels + 2 * classes * channels  # moving mean, variance + a scale and a shift per class
+
+
+# cgan by default: conditional batch norm in place of G's three batch norms
+CGAN_G = (10 * 50 + dense(100 + 50, 7 * 7 * 256, bias=False) + cbn(7 * 7 * 256)
+          + conv(5, 256, 128, bias=False) + cbn(128) + conv(5, 128, 64, bias=False) + cbn(64) + conv(5, 64, 1, bias=False))
 
 
 # infogan: a 10-value code appended to G's noise; D's code head Dense 128 -> LReLU -> Dense 10
 INFOGAN_G = dense(100 + 10, 7 * 7 * 256, bias=False) + DCGAN_G_TRUNK
 INFOGAN_D = DCGAN_D + dense(7 * 7 * 128, 128) + dense(128, 10)
+# selfcond (the default): infogan with 30 codes, and D's projection embedding 30 x (7*7*128) of the code
+SELFCOND_G = dense(100 + 30, 7 * 7 * 256, bias=False) + DCGAN_G_TRUNK
+SELFCOND_D = DCGAN_D + dense(7 * 7 * 128, 128) + dense(128, 30) + 30 * 7 * 7 * 128
 # tfgan (TF-GAN MNIST example), trainable weights: G Dense 64 -> 1024 -> 7x7x128 (no biases), ConvT 64, 32 and a
 # conv to 1 channel, all 4x4, BN after all but the last; D convs 64, 128, Dense 1024 (no bias) -> BN -> Dense 1
 TFGAN_G = (dense(64, 1024, bias=False) + 2 * 1024 + dense(1024, 7 * 7 * 128, bias=False) + 2 * 7 * 7 * 128
@@ -59,11 +71,13 @@ def trainable(model) -> int:
 
 
 @pytest.mark.parametrize(
-    "model, g_params, d_params",
-    [("mlp", MLP_G, MLP_D), ("dcgan", DCGAN_G, DCGAN_D), ("cgan", CGAN_G, CGAN_D), ("infogan", INFOGAN_G, INFOGAN_D)],
+    "overrides, g_params, d_params",
+    [(["model=mlp"], MLP_G, MLP_D), (["model=dcgan"], DCGAN_G, DCGAN_D), (["model=cgan"], CGAN_G, CGAN_D),
+     (["model=cgan", "model.conditional_bn=false"], CLASSIC_CGAN_G, CGAN_D), (["model=infogan"], INFOGAN_G, INFOGAN_D),
+     ([], SELFCOND_G, SELFCOND_D)],
 )
-def test_parameter_counts(compose_cfg, model, g_params, d_params):
-    generator, discriminator = build_models(compose_cfg(f"model={model}").model)
+def test_parameter_counts(compose_cfg, overrides, g_params, d_params):
+    generator, discriminator = build_models(compose_cfg(*overrides).model)
     assert generator.count_params() == g_params
     assert discriminator.count_params() == d_params
 
@@ -125,7 +139,7 @@ def test_minibatch_std_appends_the_batch_spread_as_a_feature_map():
 
 @pytest.mark.parametrize("option", ["model.spectral_norm=true", "model.minibatch_std=true"])
 def test_discriminator_options_keep_shapes(compose_cfg, option):
-    cfg = compose_cfg(option).model
+    cfg = compose_cfg("model=dcgan", option).model
     generator, discriminator = build_models(cfg)
     images = generator(np.zeros((8, cfg.latent_dim), "float32"))
     assert discriminator(images).shape == (8, 1)
@@ -166,15 +180,17 @@ def test_widths_and_noise_size_come_from_config(compose_cfg):
 
 def test_bad_model_settings_name_the_key(compose_cfg):
     with pytest.raises(ValueError, match="model.latent_dim must be >= 1"):
-        build_models(compose_cfg("model.latent_dim=0").model)
+        build_models(compose_cfg("model=dcgan", "model.latent_dim=0").model)
     with pytest.raises(ValueError, match="model.generator_filters must list 3 widths"):
-        build_models(compose_cfg("model.generator_filters=[64,32]").model)
+        build_models(compose_cfg("model=dcgan", "model.generator_filters=[64,32]").model)
+    with pytest.raises(ValueError, match=r"model.conditional_bn needs labels .*: a conditional model \(cgan\)"):
+        build_models(compose_cfg("model=dcgan", "model.conditional_bn=true").model)
 
 
 def test_unknown_model_name_lists_registered(compose_cfg):
-    with pytest.raises(ValueError, match=r"unknown model 'vae'; registered: cgan, dcgan, infogan, mlp, tfgan"):
+    with pytest.raises(ValueError, match=r"unknown model 'vae'; registered: cgan, dcgan, infogan, mlp, selfcond, tfgan"):
         build_models(compose_cfg("model.name=vae").model)
-    assert MODELS.names() == ["cgan", "dcgan", "infogan", "mlp", "tfgan"]
+    assert MODELS.names() == ["cgan", "dcgan", "infogan", "mlp", "selfcond", "tfgan"]
 
 
 def test_fast_layers_match_stock_keras(compose_cfg):

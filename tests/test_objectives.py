@@ -33,7 +33,7 @@ def losses_with(gan, objective: Objective, images, labels):
 @pytest.mark.parametrize("penalty", ["gradient_penalty", "r1_gamma"])
 def test_penalties_add_their_weighted_term_to_d_loss_only(compose_cfg, batch, penalty):
     images, labels = batch
-    gan = build_gan(compose_cfg("model.dropout=0", "train.precision=float32"), steps_per_execution=1)
+    gan = build_gan(compose_cfg("model=dcgan", "model.dropout=0", "train.precision=float32"), steps_per_execution=1)
     bce = LOSSES.get("bce")
     (d_plain, g_plain, *_), fakes, _ = losses_with(gan, Objective(bce), images, labels)
     (d_penalised, g_penalised, *_), _, _ = losses_with(gan, Objective(bce, **{penalty: 4.0}), images, labels)
@@ -101,7 +101,7 @@ def test_weight_decay_reaches_the_losses(compose_cfg, batch):
 
 def test_augmentation_changes_what_d_sees_not_the_data(compose_cfg, batch):
     images, labels = batch
-    gan = build_gan(compose_cfg("model.dropout=0", "train.precision=float32"), steps_per_execution=1)
+    gan = build_gan(compose_cfg("model=dcgan", "model.dropout=0", "train.precision=float32"), steps_per_execution=1)
     bce = LOSSES.get("bce")
     (_, _, plain_real, _), _, plain_state = losses_with(gan, Objective(bce), images, labels)
     (_, _, augmented_real, _), _, state = losses_with(gan, Objective(bce, augment="translation"), images, labels)
@@ -117,7 +117,7 @@ def test_critic_steps_update_d_more_often(compose_cfg, batch):
 
 
 @pytest.mark.parametrize("recipe", [
-    ["model=infogan"], ["experiment=tfgan_mnist"], ["model=cgan", "model.conditional_bn=true", "loss.mode_seeking=1"],
+    [], ["model=infogan"], ["experiment=tfgan_mnist"], ["model=cgan", "model.conditional_bn=true", "loss.mode_seeking=1"],
     ["loss=hinge", "model.spectral_norm=true", "model.minibatch_std=true", "train.augment='translation,cutout'"],
 ])
 def test_recipes_train_and_record(tiny_train_cfg, mlflow_uri, tmp_path, recipe):

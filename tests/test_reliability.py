@@ -160,7 +160,8 @@ def test_same_seed_same_run_other_seed_other_run(tiny_train_cfg, mlflow_uri, tmp
 
 
 def test_per_step_losses_repeat(compose_cfg, mnist_dir):
-    """The default model and precision (dcgan, bf16 where supported), one loss pair per step."""
+    """The default model and precision (selfcond, bf16 where supported), one loss pair per step: the balanced
+    code assignment of real images repeats too."""
     from gan_lab.data import load_mnist, make_dataset
     from gan_lab.trainer import build_gan
 
