@@ -22,46 +22,81 @@ OUT = ROOT / "outputs" / "quality"
 STORE = f"sqlite:///{OUT / 'mlflow.db'}"
 GRIDS = ROOT / "experiments" / "quality"
 
-FAST = ["loss=lsgan", "model.dropout=0", "optimizer.lr=4e-4"]  # experiment=dcgan_fast
+DCGAN = ["model=dcgan"]  # the TensorFlow tutorial's DCGAN: the default before this study
+FAST = ["loss=lsgan", "model.dropout=0", "optimizer.lr=4e-4"]  # what experiment=dcgan_fast changes
+SELFCOND = ["model=infogan", "model.self_conditioned=true", *FAST]  # model=selfcond's recipe, its code size apart
+
+
+def cgan(conditional_bn: bool = False, mode_seeking: float = 0, *more: str) -> list[str]:
+    """model=cgan with both settings its default recipe changes given (False, 0: cgan as first built)."""
+    return ["model=cgan", f"model.conditional_bn={str(conditional_bn).lower()}", f"loss.mode_seeking={mode_seeking}",
+            *more]
+
+
 RECIPES = {
-    # unconditional: every piece alone on the default, then combinations
-    "default": [],
-    "dcgan_fast": ["experiment=dcgan_fast"],
-    "hinge": ["loss=hinge"],
-    "wgan_gp": ["loss=wgan_gp", "train.d_steps=5", "model.dropout=0", "optimizer.beta_1=0", "optimizer.beta_2=0.9"],
-    "r1": ["loss.r1_gamma=1"],
-    "spectral_norm": ["model.spectral_norm=true"],
-    "minibatch_std": ["model.minibatch_std=true"],
-    "translation": ["train.augment=translation"],
-    "translation_cutout": ["train.augment='translation,cutout'"],
+    # unconditional: every piece alone on the former default, then combinations
+    "default": DCGAN,
+    "hinge": [*DCGAN, "loss=hinge"],
+    "wgan_gp": [*DCGAN, "loss=wgan_gp", "train.d_steps=5", "model.dropout=0", "optimizer.beta_1=0",
+                "optimizer.beta_2=0.9"],
+    "r1": [*DCGAN, "loss.r1_gamma=1"],
+    "spectral_norm": [*DCGAN, "model.spectral_norm=true"],
+    "minibatch_std": [*DCGAN, "model.minibatch_std=true"],
+    "translation": [*DCGAN, "train.augment=translation"],
+    "translation_cutout": [*DCGAN, "train.augment='translation,cutout'"],
     "tfgan_mnist": ["experiment=tfgan_mnist"],
+    "dcgan_fast": ["experiment=dcgan_fast"],
     "infogan": ["model=infogan"],
     "infogan_fast": ["model=infogan", *FAST],
-    "infogan_fast_translation": ["model=infogan", *FAST, "train.augment=translation"],
-    "infogan_fast_sn_hinge": ["model=infogan", "model.dropout=0", "optimizer.lr=4e-4", "loss=hinge",
-                              "model.spectral_norm=true"],
     "infogan_fast_mbstd": ["model=infogan", *FAST, "model.minibatch_std=true"],
-    "selfcond_fast": ["model=infogan", "model.self_conditioned=true", *FAST],
-    "selfcond_fast_ms0.1": ["model=infogan", "model.self_conditioned=true", *FAST, "loss.mode_seeking=0.1"],
-    "selfcond_fast_mbstd": ["model=infogan", "model.self_conditioned=true", *FAST, "model.minibatch_std=true"],
-    "fast_translation": [*FAST, "train.augment=translation"],
-    "fast_mbstd": [*FAST, "model.minibatch_std=true"],
-    "infogan_fast_mbstd_mi2": ["model=infogan", *FAST, "model.minibatch_std=true", "loss.mutual_information=2"],
-    "infogan_paper_noise": ["model=infogan", *FAST, "model.minibatch_std=true", "model.latent_dim=62"],
-    "infogan_fast_mbstd_b32": ["model=infogan", *FAST, "model.minibatch_std=true", "train.batch_size=32",
-                               "optimizer.lr=2e-4"],
-    # conditional
-    "cgan": ["model=cgan"],
-    "cgan_fast": ["model=cgan", *FAST],
-    "cgan_ms": ["model=cgan", "loss.mode_seeking=1"],
-    "cgan_cbn": ["model=cgan", "model.conditional_bn=true"],
-    "cgan_cbn_ms": ["model=cgan", "model.conditional_bn=true", "loss.mode_seeking=1"],
-    "cgan_translation": ["model=cgan", "train.augment=translation"],
-    "cgan_mbstd": ["model=cgan", "model.minibatch_std=true"],
-    "cgan_fast_ms": ["model=cgan", *FAST, "loss.mode_seeking=1"],
-    "cgan_fast_ms0.1": ["model=cgan", *FAST, "loss.mode_seeking=0.1"],
-    "cgan_fast_ms0.3": ["model=cgan", *FAST, "loss.mode_seeking=0.3"],
-    "cgan_fast_cbn": ["model=cgan", *FAST, "model.conditional_bn=true"],
+    "selfcond_fast": SELFCOND,
+    "selfcond_fast_k20": [*SELFCOND, "model.code_dim=20"],
+    "selfcond_balanced": ["model=infogan", "model.self_conditioned=true"],
+    "selfcond_balanced_fast": SELFCOND,
+    "selfcond_balanced_fast_mbstd": [*SELFCOND, "model.minibatch_std=true"],
+    "selfcond_balanced_fast_mi2": [*SELFCOND, "loss.mutual_information=2"],
+    "selfcond_balanced_k20": ["model=infogan", "model.self_conditioned=true", "model.code_dim=20"],
+    "selfcond_balanced_k20_lsgan": ["model=infogan", "model.self_conditioned=true", "model.code_dim=20", "loss=lsgan"],
+    "selfcond_balanced_fast_k20": [*SELFCOND, "model.code_dim=20"],
+    "selfcond_balanced_fast_k30": [*SELFCOND, "model.code_dim=30"],
+    "selfcond_balanced_fast_k50": [*SELFCOND, "model.code_dim=50"],
+    "selfcond_balanced_fast_k20_ms0.3": [*SELFCOND, "model.code_dim=20", "loss.mode_seeking=0.3"],
+    "selfcond_balanced_fast_k20_ms1": [*SELFCOND, "model.code_dim=20", "loss.mode_seeking=1"],
+    "selfcond_balanced_fast_k20_mi0.5": [*SELFCOND, "model.code_dim=20", "loss.mutual_information=0.5"],
+    "selfcond_balanced_fast_k20_mi0.25": [*SELFCOND, "model.code_dim=20", "loss.mutual_information=0.25"],
+    "selfcond_balanced_fast_k20_mbstd": [*SELFCOND, "model.code_dim=20", "model.minibatch_std=true"],
+    "selfcond_balanced_fast_k20_gmi0.1": [*SELFCOND, "model.code_dim=20", "loss.generator_mutual_information=0.1"],
+    "selfcond_balanced_fast_k20_gmi0": [*SELFCOND, "model.code_dim=20", "loss.generator_mutual_information=0"],
+    "selfcond_balanced_fast_k30_gmi0.1": [*SELFCOND, "model.code_dim=30", "loss.generator_mutual_information=0.1"],
+    "selfcond_balanced_fast_k30_gmi0.15": [*SELFCOND, "model.code_dim=30", "loss.generator_mutual_information=0.15"],
+    "selfcond_balanced_fast_k30_gmi0.15_ema0.9995": [*SELFCOND, "model.code_dim=30", "loss.generator_mutual_information=0.15",
+                                                      "train.ema=0.9995"],
+    "selfcond_balanced_fast_k30_gmi0.15_b128": [*SELFCOND, "model.code_dim=30", "loss.generator_mutual_information=0.15",
+                                                 "train.batch_size=128"],
+    "selfcond_balanced_fast_k30_gmi0.25": [*SELFCOND, "model.code_dim=30", "loss.generator_mutual_information=0.25"],
+    "selfcond_balanced_fast_k50_gmi0.25": [*SELFCOND, "model.code_dim=50", "loss.generator_mutual_information=0.25"],
+    # conditional: every piece alone on cgan as first built, then combinations
+    "cgan": cgan(),
+    "cgan_ms": cgan(False, 1),
+    "cgan_ms0.3": cgan(False, 0.3),
+    "cgan_cbn": cgan(True),
+    "cgan_cbn_ms": cgan(True, 1),
+    "cgan_cbn_ms0.3": cgan(True, 0.3),
+    "cgan_fast_ms": cgan(False, 1, *FAST),
+}
+# Rows measured with code that has changed since: the recipe's overrides now train something else.
+EARLIER = {"selfcond_fast": "at 85f833e, before D's guesses were balanced",
+           "selfcond_fast_k20": "at 85f833e, before D's guesses were balanced"}
+# Variants tried on a patched copy of the package and not kept (experiments/quality.md says what each patch did).
+PATCHED = {
+    "selfcond_prior_fast_k20": ([*SELFCOND, "model.code_dim=20"], "patched: G draws codes as often as D guesses them"),
+    "selfcond_balanced_fast_k20_cbn": ([*SELFCOND, "model.code_dim=20"], "patched: G's batch norms conditioned on the code"),
+    "selfcond_moving_fast_k30": ([*SELFCOND, "model.code_dim=30"], "patched: guesses balanced by a moving average"),
+    "selfcond_moving_fast_k30_gmi0.25": ([*SELFCOND, "model.code_dim=30", "loss.generator_mutual_information=0.25"],
+                                         "patched: guesses balanced by a moving average"),
+    "selfcond_balanced_fast_k30_gmi0.15_q512": (
+        [*SELFCOND, "model.code_dim=30", "loss.generator_mutual_information=0.15", "model.assignment_queue=512"],
+        "patched: guesses balanced over the batch and the 512 real images before it"),
 }
 COLUMNS = ("score", "fid", "precision", "recall", "min_share", "max_share", "cond_acc", "min_class_recall")
 
@@ -96,11 +131,14 @@ def run(stage: str, recipes: list[str], seeds: list[int], budget: float, samples
 
 
 def table(stage: str) -> None:
-    """Markdown rows, one per recipe and seed, in RECIPES order; each row's final grid copied beside quality.md."""
+    """Markdown rows, one per recipe and seed, in RECIPES then PATCHED order; each row's final grid copied beside quality.md."""
     (GRIDS / stage).mkdir(parents=True, exist_ok=True)
-    print("| recipe | seed | steps | " + " | ".join(COLUMNS) + " | per-class recall | grid |")
-    print("|---|---|---|" + "---|" * len(COLUMNS) + "---|---|")
-    for recipe in RECIPES:
+    print("| recipe | overrides | seed | steps | " + " | ".join(COLUMNS) + " | per-class recall | grid |")
+    print("|---|---|---|---|" + "---|" * len(COLUMNS) + "---|---|")
+    shown_overrides = {recipe: " ".join(overrides) + (f" ({EARLIER[recipe]})" if recipe in EARLIER else "")
+                       for recipe, overrides in RECIPES.items()}
+    shown_overrides |= {recipe: f"{' '.join(overrides)} ({note})" for recipe, (overrides, note) in PATCHED.items()}
+    for recipe, shown in shown_overrides.items():
         for run_dir in sorted((OUT / stage / recipe).glob("seed*")):
             found = finished_run(run_dir)
             if found is None:
@@ -110,8 +148,8 @@ def table(stage: str) -> None:
             shutil.copyfile(run_dir / "grid.png", grid)
             per_class = _per_class_recall(found)
             values = " | ".join(f"{metrics[c]:.3g}" if c in metrics else "" for c in COLUMNS)
-            print(f"| {recipe} | {run_dir.name[4:]} | {int(metrics['train_steps'])} | {values} | {per_class} | "
-                  f"![]({grid.relative_to(ROOT / 'experiments')}) |")
+            print(f"| {recipe} | `{shown}` | {run_dir.name[4:]} | {int(metrics['train_steps'])} | {values} | "
+                  f"{per_class} | ![]({grid.relative_to(ROOT / 'experiments')}) |")
 
 
 def _per_class_recall(run) -> str:
