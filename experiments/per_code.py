@@ -15,14 +15,8 @@ import numpy as np
 
 from gan_lab import tracking
 from gan_lab.judge import get_judge
-from gan_lab.metrics import _squared_distances, knn_radii
+from gan_lab.metrics import inside, knn_radii
 from gan_lab.sampling import draw
-
-
-def inside(queries: np.ndarray, centers: np.ndarray, radii: np.ndarray, chunk: int = 2048) -> np.ndarray:
-    """Per query: inside at least one ball (center, squared radius)."""
-    return np.concatenate([(_squared_distances(queries[s:s + chunk], centers) <= radii).any(1)
-                           for s in range(0, len(queries), chunk)])
 
 
 def main() -> None:
@@ -37,9 +31,9 @@ def main() -> None:
     judge = get_judge(cfg)
     images, _, _ = draw(mlflow.keras.load_model(model_uri), cfg.model, args.n, seed=0)
     probs, features = judge.outputs(images)
-    k, reference = judge.info["k"], judge.reference.astype(np.float32)
-    realistic = inside(features.astype(np.float32), reference, knn_radii(reference, k))
-    covered = inside(reference, features.astype(np.float32), knn_radii(features.astype(np.float32), k))
+    k, reference = judge.info["k"], judge.reference
+    realistic = inside(features, reference, knn_radii(reference, k))  # precision, per sample
+    covered = inside(reference, features, knn_radii(features, k))  # recall, per real image
     digits, codes = probs.argmax(1), np.arange(args.n) % cfg.model.code_dim
 
     print(f"run {args.run_id}: precision {realistic.mean():.3f}, recall {covered.mean():.3f}\n")

@@ -64,13 +64,18 @@ def knn_radii(features: np.ndarray, k: int, chunk: int = 2048) -> np.ndarray:
     return radii
 
 
+def inside(queries: np.ndarray, centers: np.ndarray, radii: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    """Per query: whether it lies inside at least one ball (center, squared radius)."""
+    queries, centers = queries.astype(np.float32), centers.astype(np.float32)
+    found = np.empty(len(queries), bool)
+    for start in range(0, len(queries), chunk):
+        found[start : start + chunk] = (_squared_distances(queries[start : start + chunk], centers) <= radii).any(1)
+    return found
+
+
 def coverage(queries: np.ndarray, centers: np.ndarray, radii: np.ndarray, chunk: int = 2048) -> float:
     """Share of ``queries`` inside at least one ball (center, squared radius)."""
-    queries, centers = queries.astype(np.float32), centers.astype(np.float32)
-    inside = np.empty(len(queries), bool)
-    for start in range(0, len(queries), chunk):
-        inside[start : start + chunk] = (_squared_distances(queries[start : start + chunk], centers) <= radii).any(1)
-    return float(inside.mean())
+    return float(inside(queries, centers, radii, chunk).mean())
 
 
 def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> tuple[float, float]:
