@@ -6,7 +6,8 @@ Benchmarks that print timings and ratios (not tests). Sections:
   tutorial's two-tape ``@tf.function`` step, written below, on the same architecture and batch
   size), each in float32 and mixed_bfloat16, for every model, all interleaved round by round in
   one process with this CPU's bfloat16 and float32 matmul peak, and each trainer's share of the
-  images/s that peak allows (FLOPs per image counted from the layer shapes);
+  images/s that peak allows (FLOPs per image counted from the layer shapes), and the share
+  dcgan's convolutions alone allow (each convolution op of its step timed alone in the same rounds);
 - ``memory``: peak RSS of a default one-epoch run on the test split;
 - ``judge``: all judge metrics for 10,000 samples;
 - ``cli``: start-up of ``python -m gan_lab --help`` / ``--cfg job``.
@@ -162,6 +163,57 @@ def matmul_peak(dtype: str, n: int = 2048):
     return run, 2 * n**3
 
 
+def convolution_ops(model_cfg, batch_size: int) -> list[tuple[str, int, int, object]]:
+    """The convolutions of one training step, op by op: ``(name, uses per step, FLOPs, run(steps))``
+    in bfloat16 at ``batch_size``.
+
+    Each layer's ``forward``, ``input_grad`` and ``filter_grad`` run as the raw op TensorFlow uses
+    for it (Conv2D / Conv2DBackpropInput / Conv2DBackpropFilter; a transposed convolution's forward
+    is the Conv2DBackpropInput of the convolution it transposes, its input gradient a Conv2D). Each
+    is used as the step uses it: G's layers once each way, D's forward twice (real, fake), its filter
+    gradient twice and its input gradient three times (real and fake for D, fake again for G), once
+    for D's first layer (only G needs the gradient of the images)."""
+    import tensorflow as tf
+
+    from gan_lab.models import build_models
+
+    generator, discriminator = build_models(model_cfg)
+    ops = []
+    for network, is_d in ((generator, False), (discriminator, True)):
+        convolutions = [layer for layer in network.layers if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose))]
+        for index, layer in enumerate(convolutions):
+            transposed = isinstance(layer, keras.layers.Conv2DTranspose)
+            big, small = (layer.output.shape, layer.input.shape) if transposed else (layer.input.shape, layer.output.shape)
+            k_h, k_w = layer.kernel_size
+            kernel_shape = (k_h, k_w, big[-1], small[-1])
+            x = tf.cast(tf.random.normal((batch_size, *big[1:])), tf.bfloat16)
+            w = tf.cast(tf.random.normal(kernel_shape), tf.bfloat16)
+            dy = tf.cast(tf.random.normal((batch_size, *small[1:])), tf.bfloat16)
+            flops = 2 * k_h * k_w * big[-1] * small[-1] * small[1] * small[2] * batch_size
+            same = dict(strides=(1, *layer.strides, 1), padding=layer.padding.upper())
+            conv = lambda x=x, w=w, same=same: tf.nn.conv2d(x, w, **same)
+            conv_input_grad = lambda x=x, w=w, dy=dy, same=same: tf.raw_ops.Conv2DBackpropInput(
+                input_sizes=tf.shape(x), filter=w, out_backprop=dy, **same)
+            calls = {
+                "forward": conv_input_grad if transposed else conv,
+                "input_grad": conv if transposed else conv_input_grad,
+                "filter_grad": lambda x=x, w=w, dy=dy, same=same: tf.raw_ops.Conv2DBackpropFilter(
+                    input=x, filter_sizes=tf.shape(w), out_backprop=dy, **same),
+            }
+            uses = {"forward": 2 if is_d else 1, "filter_grad": 2 if is_d else 1,
+                    "input_grad": (1 if index == 0 else 3) if is_d else 1}
+            for op, count in uses.items():
+                function = tf.function(lambda call=calls[op]: tf.reduce_sum(tf.cast(call(), tf.float32)), autograph=False)
+
+                def run(steps: int, function=function) -> None:
+                    for _ in range(steps):
+                        float(function())
+
+                shapes = "->".join("x".join(map(str, shape[1:])) for shape in (layer.input.shape, layer.output.shape))
+                ops.append((f"{'D' if is_d else 'G'}{index + 1} {shapes} {op}", count, flops, run))
+    return ops
+
+
 def bench_train(models: list[str], rounds: int) -> None:
     """Images/s of the trainer vs the plain step per model and precision; ratios to plain float32;
     and each model's share of the images/s this CPU's matmul peak allows its training step.
@@ -186,8 +238,10 @@ def bench_train(models: list[str], rounds: int) -> None:
             runners[model, "trainer", precision] = trainer_step(cfg, images, labels)
             runners[model, "plain", precision] = reference_step(cfg, precision, images, labels)
     peaks = {dtype: matmul_peak(dtype) for dtype in ("bfloat16", "float32")}
+    convolutions = convolution_ops(compose_config(["model=dcgan"]).model, BATCH_SIZE["dcgan"]) if "dcgan" in models else []
     speeds: dict[tuple[str, str, str], list[float]] = {key: [] for key in runners}
     gflops: dict[str, list[float]] = {dtype: [] for dtype in peaks}
+    op_seconds: dict[str, list[float]] = {name: [] for name, *_ in convolutions}
     for round_ in range(rounds + 1):
         for key, run in runners.items():
             model = key[0]
@@ -200,6 +254,11 @@ def bench_train(models: list[str], rounds: int) -> None:
             run(10)
             if round_:
                 gflops[dtype].append(10 * flops / (time.perf_counter() - start) / 1e9)
+        for name, _, _, run in convolutions:
+            start = time.perf_counter()
+            run(5)
+            if round_:
+                op_seconds[name].append((time.perf_counter() - start) / 5)
     if os.environ.get("GAN_LAB_BENCH_VERBOSE"):
         for key, values in sorted(speeds.items()):
             print(key, [round(v) for v in values])
@@ -236,6 +295,31 @@ def bench_train(models: list[str], rounds: int) -> None:
             value = median[model, "trainer", precision]
             target = "  target >= 90%" if model == "dcgan" and precision == default[model] else ""
             print(f"{model:6} {precision:15} {flops / 1e9:11.3f} {ceiling:8.0f} {value:8.0f} {value / ceiling:6.0%}{target}")
+    if convolutions:
+        print_convolution_bound(convolutions, op_seconds, peak["bfloat16"], median["dcgan", "trainer", default["dcgan"]])
+
+
+def print_convolution_bound(convolutions, op_seconds, peak_gflops: float, trainer_speed: float) -> None:
+    """dcgan's convolution ops timed alone: their rates against the matmul peak, and the images/s and
+    share of the ceiling the step would reach if everything else (dense layers at the peak aside) were free."""
+    from gan_lab.config import compose_config
+
+    batch = BATCH_SIZE["dcgan"]
+    print(f"\ndcgan's convolutions alone (bfloat16, batch {batch}, median of each op's blocks in the same rounds)")
+    print(f"{'op':38} {'uses':>4} {'ms':>6} {'GFLOP/s':>8} {'of peak':>7}")
+    seconds = conv_flops = 0.0
+    for name, uses, flops, _ in convolutions:
+        median = statistics.median(op_seconds[name])
+        seconds += uses * median
+        conv_flops += uses * flops
+        print(f"{name:38} {uses:4d} {median * 1e3:6.1f} {flops / median / 1e9:8.0f} {flops / median / 1e9 / peak_gflops:7.0%}")
+    step = step_flops(compose_config(["model=dcgan"]).model) * batch
+    seconds += (step - conv_flops) / (peak_gflops * 1e9)  # the dense layers, at the matmul peak
+    ceiling = peak_gflops * 1e9 * batch / step
+    bound = batch / seconds
+    print(f"convolutions {conv_flops / step:.0%} of the step's FLOPs; their ops alone take {seconds * 1e3:.0f} ms per step: "
+          f"at most {bound:.0f} images/s = {bound / ceiling:.0%} of the bf16 ceiling ({ceiling:.0f}); "
+          f"the trainer ({trainer_speed:.0f}) reaches {trainer_speed / bound:.0%} of that bound")
 
 
 def bench_memory() -> None:

@@ -265,6 +265,24 @@ def test_training_step_flops_counted_from_the_layer_shapes(compose_cfg):
     assert step_flops(cfg) == 3 * g + 7 * d
 
 
+def test_bench_times_every_convolution_of_the_step_as_the_step_uses_it(compose_cfg):
+    """The convolution bound `make bench` prints: each op runs at its layer's shapes, and the ops'
+    FLOPs x uses are the step's convolution FLOPs (D's first layer needs no input gradient on real images)."""
+    from gan_lab.bench import convolution_ops, step_flops
+
+    cfg = compose_cfg("model=dcgan").model
+    ops = convolution_ops(cfg, batch_size=4)
+    for _, _, _, run in ops:
+        run(1)  # the shapes, strides and padding of each layer fit its op
+    assert len(ops) == 3 * 5
+    uses = {name: count for name, count, _, _ in ops}
+    assert uses["D1 28x28x1->14x14x64 input_grad"] == 1 and uses["D2 14x14x64->7x7x128 input_grad"] == 3
+    assert uses["G1 7x7x256->7x7x128 forward"] == 1
+    convolutions = sum(count * flops for _, count, flops, _ in ops) / 4
+    d_first, dense = 2 * 25 * 64 * 14 * 14, 2 * (100 * 7 * 7 * 256 * 3 + 7 * 7 * 128 * 7)
+    assert convolutions == step_flops(cfg) - dense - 2 * d_first
+
+
 def test_self_conditioned_d_projects_the_code_it_guesses_on_real_images(compose_cfg):
     cfg = compose_cfg("model=infogan", "model.self_conditioned=true").model
     _, discriminator = build_models(cfg)
