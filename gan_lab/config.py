@@ -7,6 +7,7 @@ before TensorFlow or MLflow is imported. This module must stay free of heavy imp
 
 import dataclasses
 import difflib
+import math
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -47,6 +48,7 @@ class MLPModelConfig:
     generator_units: list[int] = MISSING
     discriminator_units: list[int] = MISSING
     leaky_slope: float = MISSING
+    num_classes: int = 0  # > 0: the class-conditional twin (one-hot label at G's and D's input)
 
 
 @dataclass
@@ -150,6 +152,7 @@ class TrainConfig:
     max_time: Optional[float] = None  # seconds of training (evaluation excluded), then end as at the last step
     d_steps: int = 1  # discriminator (critic) updates per generator update
     augment: str = ""  # DiffAugment policies on D's inputs, real and fake: "translation", "translation,cutout"
+    grid_size: int = 10  # sample grids: grid_size x grid_size images; conditional: grid_size per label (or code)
 
 
 @dataclass
@@ -253,6 +256,7 @@ class ConfigError(ValueError):
 
 AT_LEAST_ONE = (
     "train.epochs", "train.batch_size", "train.save_interval", "train.steps_per_execution", "train.d_steps",
+    "train.grid_size",
     "model.latent_dim",
     "judge.epochs", "judge.batch_size", "judge.samples", "judge.every", "judge.k", "checkpoint.every",
     "checkpoint.keep",
@@ -290,6 +294,10 @@ def validate(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key)
         if value is not None and not (low <= value < high and (key != "judge.holdout" or value > 0)):
             raise ConfigError(f"{key}={value}: must lie in [{low}, {high})" + (", above 0" if key == "judge.holdout" else ""))
+    rows = cfg.model.get("num_classes", 0) or cfg.model.get("code_dim", 0)
+    if cfg.train.grid_size**2 < rows:
+        raise ConfigError(f"train.grid_size={cfg.train.grid_size}: a grid of {cfg.train.grid_size ** 2} cannot show one "
+                          f"row per each of the model's {rows} labels or codes; use at least {math.isqrt(rows - 1) + 1}")
     if cfg.data.path is not None and not Path(cfg.data.path).expanduser().exists():
         raise ConfigError(
             f"data.path={cfg.data.path}: no such file or folder; point it at the MNIST IDX .gz files or an .npz"

@@ -1,5 +1,6 @@
 """Pictures of a run: sample grids, single-image PNGs and the loss-curve figure."""
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +32,10 @@ def label_grid(images: np.ndarray, labels: np.ndarray, cols: int = 10) -> np.nda
 
 
 def sample_grid(images: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
-    """The grid a run shows: 10 x 10 samples, or for conditional samples one row per label."""
-    return image_grid(images[:100]) if labels is None else label_grid(images, labels)
+    """The grid a run shows: up to 10 x 10 samples, square when their number is (4 x 4 for 16), or for
+    conditional samples one row per label."""
+    shown = images[:100]
+    return image_grid(shown, cols=math.isqrt(len(shown) - 1) + 1) if labels is None else label_grid(images, labels)
 
 
 def save_png(picture: np.ndarray, path: Path) -> None:

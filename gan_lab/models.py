@@ -244,21 +244,28 @@ def generator_inputs(cfg: DictConfig, noise: np.ndarray) -> tuple[np.ndarray, np
 
 @MODELS.register("mlp")
 def build_mlp(cfg: DictConfig, **_) -> tuple[keras.Model, keras.Model]:
-    """Fully connected G (ReLU, tanh output) and D (LeakyReLU) of the CS231n GAN notebook."""
+    """Fully connected G (ReLU, tanh output) and D (LeakyReLU) of the CS231n GAN notebook. With
+    ``num_classes``, its conditional twin (Mirza & Osindero 2014): the label, one-hot, joins the
+    noise at G's input and the flattened image at D's."""
     noise = keras.Input((cfg.latent_dim,), name="noise")
-    h = noise
+    image = keras.Input(IMAGE_SHAPE, name="image")
+    g_inputs, d_inputs, h, x = noise, image, noise, layers.Flatten()(image)
+    if is_conditional(cfg):
+        label = keras.Input((), dtype="int32", name="label")
+        one_hot = layers.CategoryEncoding(cfg.num_classes, output_mode="one_hot")
+        h = layers.Concatenate()([noise, one_hot(label)])
+        x = layers.Concatenate()([x, one_hot(label)])
+        g_inputs, d_inputs = [noise, label], [image, label]
     for units in cfg.generator_units:
         h = layers.Dense(units, activation="relu")(h)
     h = layers.Dense(IMAGE_PIXELS, activation="tanh", dtype="float32")(h)
-    generator = keras.Model(noise, layers.Reshape(IMAGE_SHAPE)(h), name="generator")
+    generator = keras.Model(g_inputs, layers.Reshape(IMAGE_SHAPE)(h), name="generator")
 
-    image = keras.Input(IMAGE_SHAPE, name="image")
-    h = layers.Flatten()(image)
     for units in cfg.discriminator_units:
-        h = layers.Dense(units)(h)
-        h = layers.LeakyReLU(negative_slope=cfg.leaky_slope)(h)
-    logit = layers.Dense(1, dtype="float32", name="logit")(h)
-    discriminator = keras.Model(image, logit, name="discriminator")
+        x = layers.Dense(units)(x)
+        x = layers.LeakyReLU(negative_slope=cfg.leaky_slope)(x)
+    logit = layers.Dense(1, dtype="float32", name="logit")(x)
+    discriminator = keras.Model(d_inputs, logit, name="discriminator")
     return generator, discriminator
 
 

@@ -32,17 +32,15 @@ from gan_lab.models import (
 from gan_lab.optimizers import build_optimizer
 from gan_lab.precision import resolve_precision
 
-GRID_SIZE = 100  # fixed inputs for sample grids: 10x10 (cgan: one row per digit)
-
-
-def grid_inputs(model_cfg: DictConfig, seed: int):
-    """Fixed generator inputs for the sample grids, and their labels: one row per digit (cgan) or per
-    code value (InfoGAN), ten of each."""
-    noise = sample_noise(np.random.default_rng(seed), GRID_SIZE, model_cfg.latent_dim, model_cfg.noise)
+def grid_inputs(model_cfg: DictConfig, seed: int, side: int = 10):
+    """Fixed generator inputs for the sample grids (``side`` x ``side``), and their labels: one row per digit
+    (cgan) or per code value (InfoGAN), ``side`` of each."""
+    size = side * side
+    noise = sample_noise(np.random.default_rng(seed), size, model_cfg.latent_dim, model_cfg.noise)
     rows = model_cfg.get("num_classes", 0) or model_cfg.get("code_dim", 0)
     if not rows:
         return noise, None
-    per_row = np.repeat(np.arange(rows), GRID_SIZE // rows)
+    per_row = np.repeat(np.arange(rows), size // rows)
     if not is_conditional(model_cfg):
         return with_code(noise[: len(per_row)], per_row, model_cfg.code_dim), None
     return noise[: len(per_row)], per_row.astype(np.int32)
@@ -105,7 +103,7 @@ def train(cfg: DictConfig, output_dir: str | Path | None = None, tags: dict[str,
 
     # Fused calls must end exactly at epoch ends, at the step cap and at a resumed step.
     gan = build_gan(cfg, math.gcd(train_cfg.steps_per_execution, steps_per_epoch, total_steps % steps_per_epoch))
-    fixed_inputs = grid_inputs(cfg.model, cfg.seed)
+    fixed_inputs = grid_inputs(cfg.model, cfg.seed, cfg.train.grid_size)
     uri = tracking.tracking_uri(cfg.mlflow.tracking_uri)
     logged = _logged_history(run_id, uri) if run_id else None
     recorder = RunRecorder(cfg, out_dir, fixed_inputs, epochs, total_steps, steps_per_epoch, judge, logged)

@@ -50,6 +50,45 @@ def test_classic_setups_compose_as_published(compose_cfg):
     assert (first.model.conditional_bn, first.loss.mode_seeking, first.model.dropout) == (False, 0.0, 0.3)
 
 
+PRESETS = {  # experiment -> (model, classes, loss, lr, beta_1, batch, epochs, grid every N epochs, grid side)
+    "keras_mlp_gan": ("mlp", 0, "bce", 1e-3, 0.5, 128, 10, 1, 4),
+    "mlp_lsgan": ("mlp", 0, "lsgan", 1e-3, 0.5, 128, 10, 1, 4),
+    "tf_dcgan_tutorial": ("dcgan", 0, "bce", 1e-4, 0.9, 256, 50, 1, 4),
+    "dcgan_classifier_check": ("dcgan", 0, "bce", 2e-4, 0.5, 128, 50, 5, 10),
+    "gan_cgan_pair": ("mlp", 0, "bce", 1e-3, 0.5, 128, 10, 1, 10),
+}
+
+
+@pytest.mark.parametrize("experiment", PRESETS)
+def test_classic_presets_as_published(compose_cfg, experiment):
+    """Each classic write-up's preset: its networks, loss, optimizer, batch, epochs and grid schedule, no
+    weight average (none of them used one), nothing of the default recipe."""
+    cfg = compose_cfg(f"experiment={experiment}")
+    assert (cfg.model.name, cfg.model.num_classes, cfg.loss.name, cfg.optimizer.generator.lr,
+            cfg.optimizer.discriminator.beta_1, cfg.train.batch_size, cfg.train.epochs, cfg.train.save_interval,
+            cfg.train.grid_size) == PRESETS[experiment]
+    assert cfg.train.ema == 0 and cfg.loss.mode_seeking == 0 and cfg.optimizer.generator.beta_2 == 0.999
+    if cfg.model.name == "mlp":
+        assert (cfg.model.latent_dim, cfg.model.noise.value, list(cfg.model.generator_units),
+                list(cfg.model.discriminator_units), cfg.model.leaky_slope) == (96, "uniform", [1024, 1024], [256, 256], 0.01)
+    else:
+        assert (cfg.model.latent_dim, cfg.model.dropout, cfg.model.code_dim) == (100, 0.3, 0)
+
+
+def test_gan_cgan_pair_sweeps_the_conditional_twin(compose_cfg):
+    """`-m experiment=gan_cgan_pair` runs the GAN and its twin as one sweep; the twin composes alike but for its labels."""
+    from hydra import compose, initialize_config_dir
+
+    from gan_lab.config import CONF_DIR
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        cfg = compose("config", overrides=["experiment=gan_cgan_pair"], return_hydra_config=True)
+    assert cfg.hydra.sweeper.params == {"model.num_classes": "0,10"}
+    plain, twin = compose_cfg("experiment=gan_cgan_pair"), compose_cfg("experiment=gan_cgan_pair", "model.num_classes=10")
+    twin.model.num_classes = 0
+    assert plain == twin
+
+
 def test_lr_sets_both_networks_and_each_can_differ(compose_cfg):
     cfg = compose_cfg("optimizer.lr=1e-3")
     assert cfg.optimizer.generator.lr == cfg.optimizer.discriminator.lr == 1e-3
@@ -105,6 +144,8 @@ def test_bad_override_fails_at_composition(compose_cfg, override, message):
         ("train.ema=1.5", "train.ema=1.5: must lie in [0, 1)"),
         ("judge.holdout=0", "judge.holdout=0.0: must lie in [0, 1), above 0"),
         ("data.path=/no/such/dir", "data.path=/no/such/dir: no such file or folder"),
+        ("train.grid_size=3", "train.grid_size=3: a grid of 9 cannot show one row per each of the model's 30 labels "
+                              "or codes; use at least 6"),
     ],
 )
 def test_bad_values_fail_validation(compose_cfg, override, message):

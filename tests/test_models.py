@@ -30,6 +30,9 @@ def batchnorm(channels):
 # mlp: G 96 -> 1024 -> 1024 -> 784; D 784 -> 256 -> 256 -> 1 (CS231n: 1,952,528 / 267,009 at noise 96)
 MLP_G = dense(96, 1024) + dense(1024, 1024) + dense(1024, 784)
 MLP_D = dense(784, 256) + dense(256, 256) + dense(256, 1)
+# its conditional twin (gan_cgan_pair): the one-hot label joins G's noise and D's flattened image
+CMLP_G = dense(96 + 10, 1024) + dense(1024, 1024) + dense(1024, 784)
+CMLP_D = dense(784 + 10, 256) + dense(256, 256) + dense(256, 1)
 # dcgan (TensorFlow tutorial, no biases in G): 2,330,944 / 212,865
 DCGAN_G_TRUNK = (
     batchnorm(7 * 7 * 256)
@@ -72,7 +75,8 @@ def trainable(model) -> int:
 
 @pytest.mark.parametrize(
     "overrides, g_params, d_params",
-    [(["model=mlp"], MLP_G, MLP_D), (["model=dcgan"], DCGAN_G, DCGAN_D), (["model=cgan"], CGAN_G, CGAN_D),
+    [(["model=mlp"], MLP_G, MLP_D), (["model=mlp", "model.num_classes=10"], CMLP_G, CMLP_D),
+     (["model=dcgan"], DCGAN_G, DCGAN_D), (["model=cgan"], CGAN_G, CGAN_D),
      (["model=cgan", "model.conditional_bn=false"], CLASSIC_CGAN_G, CGAN_D), (["model=infogan"], INFOGAN_G, INFOGAN_D),
      ([], SELFCOND_G, SELFCOND_D)],
 )

@@ -111,6 +111,23 @@ def test_generate_bad_requests(runs, mlflow_uri, capsys):
         assert message in capsys.readouterr().err, argv
 
 
+def test_presets_run_with_their_grids_and_the_conditional_twin_draws_the_asked_digit(tiny_train_cfg, mlflow_uri,
+                                                                                      tmp_path):
+    """tf_dcgan_tutorial's 4x4 grids (16 final samples); gan_cgan_pair's twin: one grid row per digit, labels= works."""
+    from PIL import Image
+
+    run_id = train(tiny_train_cfg("experiment=tf_dcgan_tutorial", "train.batch_size=32"), output_dir=tmp_path / "tf")
+    assert np.asarray(Image.open(tmp_path / "tf" / "grid.png")).shape == (4 * 30 + 2, 4 * 30 + 2)
+    assert len([p for p in artifact_paths(MlflowClient(mlflow_uri), run_id) if p.startswith("samples/")]) == 16
+
+    run_id = train(tiny_train_cfg("experiment=gan_cgan_pair", "model.num_classes=10"), output_dir=tmp_path / "twin")
+    samples = sorted(p.name for p in (tmp_path / "twin" / "samples").iterdir())
+    assert len(samples) == 100 and samples[:10] == [f"{i:03d}_digit0.png" for i in range(10)]
+    npz = generate(GenerateArgs(run_id=run_id, n=6, out=str(tmp_path / "g"), labels=[3]), tracking_uri=mlflow_uri)
+    with np.load(npz) as data:
+        assert data["labels"].tolist() == [3] * 6 and data["images"].shape == (6, 28, 28)
+
+
 def test_crash_marks_run_failed(tiny_train_cfg, mlflow_uri, tmp_path, monkeypatch):
     def explode(*args, **kwargs):
         raise RuntimeError("disk full")
