@@ -1,0 +1,51 @@
+"""The results tables of experiments/README.md: markdown rows for the jobs of equal-time sweeps, each with
+its final sample grid copied to experiments/results/.
+
+    python experiments/results.py <sweep dir> [<sweep dir> ...]
+
+A sweep dir is a multirun's folder (hydra.sweep.dir): its sweep.json names the MLflow parent run and store.
+"""
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+from gan_lab.sweep import JOB_OVERRIDES_TAG, swept_keys
+
+EXPERIMENTS = Path(__file__).resolve().parent
+COLUMNS = ("score", "fid", "precision", "recall", "min_share", "max_share", "cond_acc")
+
+
+def rows(sweep_dir: Path) -> list[str]:
+    record = json.loads((sweep_dir / "sweep.json").read_text())
+    client = MlflowClient(record["tracking_uri"])
+    parent = client.get_run(record["parent_run_id"])
+    children = client.search_runs([parent.info.experiment_id],
+                                  f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    keys = swept_keys(parent.data.tags["gan_lab.swept"].split("; "))
+    out = []
+    for run in sorted(children, key=lambda r: int(r.data.tags["sweep_job"])):
+        swept = " ".join(o for o in json.loads(run.data.tags[JOB_OVERRIDES_TAG]) if o.split("=")[0].lstrip("+") in keys)
+        job_dir = next(sweep_dir.glob(f"{run.data.tags['sweep_job']}_*"))
+        grid = EXPERIMENTS / "results" / f"{sweep_dir.name}_{job_dir.name}.png"
+        shutil.copyfile(job_dir / "grid.png", grid)
+        m = run.data.metrics
+        values = " | ".join(f"{m[c]:.3g}" if c in m else "" for c in COLUMNS)
+        out.append(f"| `{swept}` | {run.data.tags['mlflow.runName']} | {int(m['train_steps'])} | {m['train_seconds']:.0f} | "
+                   f"{values} | ![]({grid.relative_to(EXPERIMENTS)}) |")
+    return out
+
+
+def main(argv: list[str]) -> int:
+    print("| job | run | steps | train s | " + " | ".join(COLUMNS) + " | grid |")
+    print("|---|---|---|---|" + "---|" * len(COLUMNS) + "---|")
+    for sweep_dir in argv:
+        print("\n".join(rows(Path(sweep_dir))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
