@@ -130,8 +130,8 @@ class RMSpropConfig:
 
 @dataclass
 class DataConfig:
-    name: str = MISSING
-    path: Optional[str] = None  # IDX folder or .npz; None: $GAN_LAB_DATA_DIR, else Keras download
+    name: str = MISSING  # a dataset of gan_lab.data.DATASETS: mnist, fashion_mnist
+    path: Optional[str] = None  # IDX folder or .npz; None: the dataset's env var, else Keras download
     split: Split = Split.train
     verify: bool = True  # check local files against the canonical checksums
 
@@ -261,6 +261,7 @@ AT_LEAST_ONE = (
 
 def validate(cfg: DictConfig) -> None:
     """Check what Hydra's types cannot (keys added with ``+``, ranges, paths) before anything is built or logged."""
+    from gan_lab.data import DATASETS
     from gan_lab.metrics import SCALARS
 
     unknown = unknown_keys(cfg)
@@ -290,9 +291,11 @@ def validate(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key)
         if value is not None and not (low <= value < high and (key != "judge.holdout" or value > 0)):
             raise ConfigError(f"{key}={value}: must lie in [{low}, {high})" + (", above 0" if key == "judge.holdout" else ""))
+    if cfg.data.name not in DATASETS:
+        raise ConfigError(f"data.name={cfg.data.name}: no such dataset; one of {', '.join(DATASETS)} (data=<name>)")
     if cfg.data.path is not None and not Path(cfg.data.path).expanduser().exists():
         raise ConfigError(
-            f"data.path={cfg.data.path}: no such file or folder; point it at the MNIST IDX .gz files or an .npz"
+            f"data.path={cfg.data.path}: no such file or folder; point it at the dataset's IDX .gz files or an .npz"
         )
     if cfg.sweep.objective not in SCALARS:
         raise ConfigError(f"sweep.objective={cfg.sweep.objective}: not a judge metric; one of {', '.join(SCALARS)}")

@@ -29,7 +29,7 @@ from omegaconf import DictConfig
 
 from gan_lab import figures, tracking
 from gan_lab.config import Split
-from gan_lab.data import load_mnist, scale_images
+from gan_lab.data import load_data, scale_images
 from gan_lab.metrics import SCALARS, sample_metrics
 from gan_lab.models import IMAGE_SHAPE, predict
 from gan_lab.sampling import draw
@@ -85,9 +85,9 @@ def _fingerprint(*arrays: np.ndarray) -> str:
 
 def judge_data(data_cfg: DictConfig, holdout: float, seed: int):
     """((fit images, labels), (held-out images, labels)) for the judge, as described above."""
-    images, labels = load_mnist(data_cfg.path, data_cfg.split, data_cfg.verify)
+    images, labels = load_data(data_cfg.path, data_cfg.split, data_cfg.verify, data_cfg.name)
     if data_cfg.split == Split.train:
-        return (images, labels), load_mnist(data_cfg.path, Split.test, data_cfg.verify)
+        return (images, labels), load_data(data_cfg.path, Split.test, data_cfg.verify, data_cfg.name)
     if not 0 < holdout < 1:
         raise ValueError(f"judge.holdout must lie strictly between 0 and 1, got {holdout}")
     order = np.random.default_rng(seed).permutation(len(images))

@@ -17,7 +17,7 @@ from gan_lab import figures, tracking
 from gan_lab.callbacks import Checkpointer, RunRecorder, stop_on_signals
 from gan_lab.checkpoints import CHECKPOINT_DIR, Checkpoints, write_run_files
 from gan_lab.config import ConfigError, augment_policies, validate
-from gan_lab.data import load_mnist, make_dataset
+from gan_lab.data import load_data, make_dataset
 from gan_lab.gan import GAN, METRICS, Objective
 from gan_lab.judge import get_judge
 from gan_lab.losses import LOSSES
@@ -96,7 +96,7 @@ def train(cfg: DictConfig, output_dir: str | Path | None = None, tags: dict[str,
 
     judge = get_judge(cfg) if cfg.judge.enabled else None
     keras.utils.set_random_seed(cfg.seed)
-    images, labels = load_mnist(cfg.data.path, cfg.data.split, cfg.data.verify)
+    images, labels = load_data(cfg.data.path, cfg.data.split, cfg.data.verify, cfg.data.name)
     steps_per_epoch = len(images) // train_cfg.batch_size
     if steps_per_epoch == 0:
         raise ConfigError(f"train.batch_size={train_cfg.batch_size}: more than the {len(images)} images of the data")
