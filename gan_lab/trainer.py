@@ -32,11 +32,11 @@ from gan_lab.models import (
 from gan_lab.optimizers import build_optimizer
 from gan_lab.precision import resolve_precision
 
-GRID_SIZE = 100  # fixed inputs for sample grids: 10x10 (cgan: one row per digit)
+GRID_SIZE = 100  # fixed inputs for sample grids: 10x10 (cgan: one row per class)
 
 
 def grid_inputs(model_cfg: DictConfig, seed: int):
-    """Fixed generator inputs for the sample grids, and their labels: one row per digit (cgan) or per
+    """Fixed generator inputs for the sample grids, and their labels: one row per class (cgan) or per
     code value (InfoGAN), ten of each."""
     noise = sample_noise(np.random.default_rng(seed), GRID_SIZE, model_cfg.latent_dim, model_cfg.noise)
     rows = model_cfg.get("num_classes", 0) or model_cfg.get("code_dim", 0)
@@ -174,7 +174,7 @@ def _save_results(gan: GAN, generator: keras.Model, recorder: RunRecorder, fixed
     mlflow.log_artifact(str(out_dir / "grid.png"))
     final_dir = out_dir / "samples"
     for i, image in enumerate(images):
-        suffix = "" if labels is None else f"_digit{labels[i]}"
+        suffix = "" if labels is None else f"_label{labels[i]}"
         figures.save_png(image, final_dir / f"{i:03d}{suffix}.png")
     mlflow.log_artifacts(str(final_dir), "samples")
 

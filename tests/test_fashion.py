@@ -1,6 +1,6 @@
-"""data=fashion_mnist: the same loader with Fashion-MNIST's own canonical files. No copy of Fashion-MNIST
-is here: the tests write small IDX files and, where the loader should accept them, make them canonical
-for the test."""
+"""data=fashion_mnist: the same loader with Fashion-MNIST's own canonical files, a judge keyed by the
+dataset, its class names on the figures. No copy of Fashion-MNIST is here: the tests write small IDX files
+and, where the loader should accept them, make them canonical for the test."""
 
 import dataclasses
 import gzip
@@ -11,10 +11,15 @@ import shutil
 import numpy as np
 import pytest
 
+from gan_lab import figures
+from gan_lab import judge as judge_module
 from gan_lab.config import ConfigError, Split, check_overrides
 from gan_lab.data import DATASETS, DataError, load_data
+from gan_lab.judge import Judge, judge_key, log_judgement
 from tests.test_data import idx_bytes
 
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                   "Ankle boot"]
 KERAS_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 
 
@@ -119,3 +124,55 @@ def test_unknown_dataset_names_the_valid_ones():
         check_overrides(["data.name=cifar10"])
     with pytest.raises(DataError, match="data.name=cifar10: no such dataset; one of mnist, fashion_mnist"):
         load_data("anywhere", Split.test, name="cifar10")
+
+
+def test_judge_key_differs_by_dataset_for_the_same_arrays(compose_cfg):
+    images = np.zeros((4, 28, 28, 1), np.float32)
+    fit = held = (images, np.arange(4, dtype=np.int32))
+    judge_cfg = compose_cfg().judge
+    assert judge_key(judge_cfg, fit, held, "mnist") != judge_key(judge_cfg, fit, held, "fashion_mnist")
+    assert judge_key(judge_cfg, fit, held, "mnist") == judge_key(judge_cfg, fit, held, "mnist")
+
+
+class RecordingClient:
+    """MlflowClient's calls that log_judgement makes, recorded instead of stored."""
+
+    images = []
+
+    def log_metric(self, *args, **kwargs):
+        pass
+
+    def log_image(self, run_id, image, key, step):
+        self.images.append(key)
+
+    def log_dict(self, *args, **kwargs):
+        pass
+
+
+@pytest.mark.parametrize("dataset, classes", [("fashion_mnist", FASHION_CLASSES), ("mnist", list("0123456789"))])
+def test_judge_figures_name_the_datasets_classes(monkeypatch, dataset, classes):
+    drawn = []
+    monkeypatch.setattr(figures, "_rgb", lambda fig: drawn.append(fig) or np.zeros((1, 1, 3), np.uint8))
+    monkeypatch.setattr(judge_module, "MlflowClient", RecordingClient)
+    monkeypatch.setattr(RecordingClient, "images", [])
+    judge = Judge(model=None, reference=None, reference_labels=None,
+                  info={"dataset": dataset, "key": "k", "real": {"counts": [10] * 10}})
+    log_judgement("run", judge, {"counts": list(range(10)), "confusion": np.eye(10, dtype=int).tolist()}, step=1)
+    assert RecordingClient.images == ["label_histogram", "confusion_matrix"]
+    histogram, confusion = (fig.axes[0] for fig in drawn)
+    assert [t.get_text() for t in histogram.get_xticklabels()] == classes
+    assert "digit" not in histogram.get_xlabel()
+    assert [t.get_text() for t in confusion.get_xticklabels()] == classes
+    assert [t.get_text() for t in confusion.get_yticklabels()] == classes
+    figures._pyplot().close("all")
+
+
+def test_sweep_histograms_name_each_jobs_classes(monkeypatch):
+    drawn = []
+    monkeypatch.setattr(figures, "_rgb", lambda fig: drawn.append(fig) or np.zeros((1, 1, 3), np.uint8))
+    figures.histograms_side_by_side(["fashion job", "mnist job"], [[1] * 10, [2] * 10],
+                                    [DATASETS["fashion_mnist"].classes, DATASETS["mnist"].classes])
+    fashion_panel, mnist_panel = drawn[0].axes[:2]
+    assert [t.get_text() for t in fashion_panel.get_xticklabels()] == FASHION_CLASSES
+    assert [t.get_text() for t in mnist_panel.get_xticklabels()] == list("0123456789")
+    figures._pyplot().close("all")
