@@ -223,11 +223,11 @@ def bench_train(models: list[str], rounds: int) -> None:
     tracing and warm-up, is not counted).
     """
     from gan_lab.config import Split, compose_config
-    from gan_lab.data import load_mnist
+    from gan_lab.data import load_data
     from gan_lab.precision import resolve_precision
 
     print(f"Machine: {machine()}")
-    images, labels = load_mnist(data_dir(), Split.test)
+    images, labels = load_data(data_dir(), Split.test)
     runners = {}
     for model in models:
         for overrides in ([], ["train.precision=float32"]):  # the model's default precision, and float32
@@ -344,14 +344,14 @@ def bench_judge(n: int = 10_000, repeats: int = 3) -> None:
     import numpy as np
 
     from gan_lab.config import Split, compose_config
-    from gan_lab.data import load_mnist
+    from gan_lab.data import load_data
     from gan_lab.figures import to_uint8
     from gan_lab.judge import get_judge
 
     store = tempfile.mkdtemp(prefix="gan_lab-bench-")
     cfg = compose_config([f"data.path={data_dir()}", "data.split=test", f"mlflow.tracking_uri=sqlite:///{store}/mlflow.db"])
     judge = get_judge(cfg)
-    images, labels = load_mnist(data_dir(), Split.test)
+    images, labels = load_data(data_dir(), Split.test)
     samples, requested = to_uint8(images)[:n], labels[:n]
     samples = np.resize(samples, (n, 28, 28))
     judge.evaluate(samples[:100])  # warm-up: trace the predict function

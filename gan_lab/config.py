@@ -132,8 +132,8 @@ class RMSpropConfig:
 
 @dataclass
 class DataConfig:
-    name: str = MISSING
-    path: Optional[str] = None  # IDX folder or .npz; None: $GAN_LAB_DATA_DIR, else Keras download
+    name: str = MISSING  # a dataset of gan_lab.data.DATASETS: mnist, fashion_mnist
+    path: Optional[str] = None  # IDX folder or .npz; None: the dataset's env var, else Keras download
     split: Split = Split.train
     verify: bool = True  # check local files against the canonical checksums
 
@@ -265,6 +265,7 @@ AT_LEAST_ONE = (
 
 def validate(cfg: DictConfig) -> None:
     """Check what Hydra's types cannot (keys added with ``+``, ranges, paths) before anything is built or logged."""
+    from gan_lab.data import DATASETS
     from gan_lab.metrics import SCALARS
 
     unknown = unknown_keys(cfg)
@@ -298,9 +299,11 @@ def validate(cfg: DictConfig) -> None:
     if cfg.train.grid_size**2 < rows:
         raise ConfigError(f"train.grid_size={cfg.train.grid_size}: a grid of {cfg.train.grid_size ** 2} cannot show one "
                           f"row per each of the model's {rows} labels or codes; use at least {math.isqrt(rows - 1) + 1}")
+    if cfg.data.name not in DATASETS:
+        raise ConfigError(f"data.name={cfg.data.name}: no such dataset; one of {', '.join(DATASETS)} (data=<name>)")
     if cfg.data.path is not None and not Path(cfg.data.path).expanduser().exists():
         raise ConfigError(
-            f"data.path={cfg.data.path}: no such file or folder; point it at the MNIST IDX .gz files or an .npz"
+            f"data.path={cfg.data.path}: no such file or folder; point it at the dataset's IDX .gz files or an .npz"
         )
     if cfg.sweep.objective not in SCALARS:
         raise ConfigError(f"sweep.objective={cfg.sweep.objective}: not a judge metric; one of {', '.join(SCALARS)}")

@@ -1,59 +1,121 @@
-"""MNIST loading (Keras' checksummed download, or local IDX .gz files / an .npz) and the training
-pipeline over it (``make_dataset``).
+"""MNIST and Fashion-MNIST loading (Keras' checksummed download, or local IDX .gz files / an .npz)
+and the training pipeline over it (``make_dataset``).
 
-``load_mnist`` returns images as float32 (N, 28, 28, 1) in [-1, 1] and int32 labels.
-Local files are checked against the canonical sizes and MD5 sums, so a truncated, corrupt
-or missing file is named in the error together with how to get a good copy.
+``load_data`` returns images as float32 (N, 28, 28, 1) in [-1, 1] and int32 labels of the dataset
+named by ``data.name`` (``DATASETS``). Both datasets use the same four IDX file names, so each has its
+own table of canonical sizes and MD5 sums; a truncated, corrupt, missing or other dataset's file is
+named in the error together with how to get a good copy.
+
+Verification (``data.verify=true``) is against the canonical files: the IDX .gz files of either
+dataset, and for MNIST also Keras' ``mnist.npz``. Keras publishes no Fashion-MNIST .npz, so an .npz
+given for it cannot be verified: that is an error unless ``data.verify=false``. Any source, verified
+or not, must hold uint8 N x 28 x 28 images and as many labels, each one of the dataset's classes.
 """
 
 import gzip
 import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from gan_lab.config import Split
 
-ENV_VAR = "GAN_LAB_DATA_DIR"
-SOURCE_URL = "https://storage.googleapis.com/cvdf-datasets/mnist/"
-KERAS_NPZ_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
+KERAS_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 
-# split -> (images file, labels file); file -> (bytes, md5) of the canonical distribution
+# split -> (images file, labels file), the same names for both datasets
 IDX_FILES = {
     Split.train: ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
     Split.test: ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
-CANONICAL = {
-    "train-images-idx3-ubyte.gz": (9912422, "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
-    "train-labels-idx1-ubyte.gz": (28881, "d53e105ee54ea40749a09fcbcd1e9432"),
-    "t10k-images-idx3-ubyte.gz": (1648877, "9fb629c4189551a2d022fa330f9573f3"),
-    "t10k-labels-idx1-ubyte.gz": (4542, "ec29112dd5afa0611ce80d1b7f02629c"),
-}
 IDX_MAGIC = {2051: 3, 2049: 1}  # magic number -> number of dimensions (images, labels)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str  # data.name
+    title: str  # as people write it, for messages
+    env_var: str  # its folder (or .npz) when data.path is unset
+    source_url: str  # where each canonical file can be downloaded: <source_url><file name>
+    canonical: dict[str, tuple[int, str]]  # IDX file -> (bytes, md5) of the canonical distribution
+    classes: tuple[str, ...]  # label -> name, on the judge's figures
+    keras_npz_sha256: str | None  # Keras' .npz of it (MNIST only), the one .npz that can be verified
+
+
+DATASETS = {
+    "mnist": Dataset(
+        name="mnist", title="MNIST", env_var="GAN_LAB_DATA_DIR",
+        source_url="https://storage.googleapis.com/cvdf-datasets/mnist/",
+        canonical={
+            "train-images-idx3-ubyte.gz": (9912422, "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
+            "train-labels-idx1-ubyte.gz": (28881, "d53e105ee54ea40749a09fcbcd1e9432"),
+            "t10k-images-idx3-ubyte.gz": (1648877, "9fb629c4189551a2d022fa330f9573f3"),
+            "t10k-labels-idx1-ubyte.gz": (4542, "ec29112dd5afa0611ce80d1b7f02629c"),
+        },
+        classes=tuple(str(digit) for digit in range(10)),
+        keras_npz_sha256="731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1",
+    ),
+    # zalandoresearch/fashion-mnist's files; Keras serves the same bytes (equal SHA-256) from KERAS_URL
+    "fashion_mnist": Dataset(
+        name="fashion_mnist", title="Fashion-MNIST", env_var="GAN_LAB_FASHION_MNIST_DIR",
+        source_url=KERAS_URL,
+        canonical={
+            "train-images-idx3-ubyte.gz": (26421880, "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
+            "train-labels-idx1-ubyte.gz": (29515, "25c81989df183df01b3e8a0aad5dffbe"),
+            "t10k-images-idx3-ubyte.gz": (4422102, "bef4ecab320f06d8554ea6380940ec79"),
+            "t10k-labels-idx1-ubyte.gz": (5148, "bb300cfdad3c16e7a12a480ee83cd310"),
+        },
+        classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                 "Ankle boot"),
+        keras_npz_sha256=None,
+    ),
+}
 
 
 class DataError(RuntimeError):
     """The data could not be loaded; the message says which file and how to fix it."""
 
 
-def load_mnist(path: str | None = None, split: Split = Split.train, verify: bool = True):
-    """(images, labels) of one split from ``path`` or $GAN_LAB_DATA_DIR, else Keras' download."""
-    path = path or os.environ.get(ENV_VAR) or None
+def get_dataset(name: str) -> Dataset:
+    """The dataset ``data.name`` names; DataError listing the valid names if none."""
+    if name not in DATASETS:
+        raise DataError(f"data.name={name}: no such dataset; one of {', '.join(DATASETS)} (data=<name>)")
+    return DATASETS[name]
+
+
+def load_data(path: str | None = None, split: Split = Split.train, verify: bool = True, name: str = "mnist"):
+    """(images, labels) of one split of dataset ``name`` from ``path`` or its environment variable
+    (``$GAN_LAB_DATA_DIR`` for MNIST, ``$GAN_LAB_FASHION_MNIST_DIR`` for Fashion-MNIST), else Keras' download."""
+    dataset = get_dataset(name)
+    path = path or os.environ.get(dataset.env_var) or None
     if path is None:
-        x, y = _keras_download(split)
+        x, y = _keras_download(dataset, split)
     else:
         source = Path(path).expanduser().resolve()
         if source.is_dir():
-            x, y = _read_idx_split(source, split, verify)
+            x, y = _read_idx_split(source, split, verify, dataset)
         elif source.is_file() and source.suffix == ".npz":
-            x, y = _read_npz(source, split, verify)
+            x, y = _read_npz(source, split, verify, dataset)
         else:
             raise DataError(
-                f"data.path {path!r} ({source}) is neither a folder of MNIST IDX .gz files nor an "
-                f"existing .npz file; point data.path (or ${ENV_VAR}) at one."
+                f"data.path {path!r} ({source}) is neither a folder of {dataset.title} IDX .gz files nor an "
+                f"existing .npz file; point data.path (or ${dataset.env_var}) at one."
             )
+    _check_arrays(x, y, dataset, str(path or "Keras' download"))
     return scale_images(x), y.astype(np.int32)
+
+
+def _check_arrays(images: np.ndarray, labels: np.ndarray, dataset: Dataset, source: str) -> None:
+    """What every source must hold, verified or not: uint8 N x 28 x 28 images, N labels of the dataset's classes."""
+    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise DataError(f"{source}: images must be uint8 N x 28 x 28, got {images.dtype} {images.shape}")
+    if labels.shape != (len(images),):
+        raise DataError(f"{source}: {len(images)} images but {len(labels)} labels (shape {labels.shape}), one per image needed")
+    if len(labels) and not (np.issubdtype(labels.dtype, np.integer) and 0 <= labels.min() and
+                            labels.max() < len(dataset.classes)):
+        raise DataError(f"{source}: labels must be integers 0-{len(dataset.classes) - 1} ({dataset.title}'s classes), "
+                        f"found {labels.dtype} {labels.min()}-{labels.max()}")
 
 
 def scale_images(x: np.ndarray) -> np.ndarray:
@@ -77,78 +139,94 @@ def parse_idx(raw: bytes, name: str) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 
-def _how_to_get(name: str) -> str:
-    return f"download it from {SOURCE_URL}{name}"
+def _how_to_get(dataset: Dataset, name: str) -> str:
+    return f"download it from {dataset.source_url}{name}"
 
 
-def _check_file(file: Path) -> None:
-    """Raise DataError if ``file`` is missing or differs from the canonical size / MD5."""
+def _check_file(file: Path, dataset: Dataset) -> None:
+    """Raise DataError if ``file`` is missing or differs from the dataset's canonical size / MD5."""
     if not file.is_file():
-        raise DataError(f"missing MNIST file {file}: {_how_to_get(file.name)}")
-    size, md5 = CANONICAL[file.name]
+        raise DataError(f"missing {dataset.title} file {file}: {_how_to_get(dataset, file.name)}")
+    size, md5 = dataset.canonical[file.name]
     actual_size = file.stat().st_size
+    actual_md5 = hashlib.md5(file.read_bytes()).hexdigest()
+    if (actual_size, actual_md5) == (size, md5):
+        return
+    other = next((d for d in DATASETS.values() if d.canonical[file.name] == (actual_size, actual_md5)), None)
+    if other is not None:
+        raise DataError(
+            f"{file} is {other.title}'s {file.name}, not {dataset.title}'s: point data.path (or "
+            f"${dataset.env_var}) at a folder of {dataset.title} files, or train on it with data={other.name}"
+        )
     if actual_size < size:
         raise DataError(
-            f"{file} is truncated ({actual_size} of {size} bytes): {_how_to_get(file.name)}"
+            f"{file} is truncated ({actual_size} of {size} bytes): {_how_to_get(dataset, file.name)}"
         )
-    actual_md5 = hashlib.md5(file.read_bytes()).hexdigest()
-    if actual_size != size or actual_md5 != md5:
-        raise DataError(
-            f"{file} fails its checksum (md5 {actual_md5}, canonical {md5}): the file is corrupt "
-            f"or not the canonical MNIST; {_how_to_get(file.name)}, or set data.verify=false "
-            "to use MNIST-like data of your own."
-        )
+    raise DataError(
+        f"{file} fails its checksum (md5 {actual_md5}, canonical {md5}): the file is corrupt "
+        f"or not the canonical {dataset.title}; {_how_to_get(dataset, file.name)}, or set data.verify=false "
+        f"to use {dataset.title}-like data of your own."
+    )
 
 
-def _read_idx_split(folder: Path, split: Split, verify: bool):
+def _read_idx_split(folder: Path, split: Split, verify: bool, dataset: Dataset):
     arrays = []
     for name in IDX_FILES[split]:
         file = folder / name
         if verify:
-            _check_file(file)
+            _check_file(file, dataset)
         elif not file.is_file():
-            raise DataError(f"missing MNIST file {file}: {_how_to_get(name)}")
+            raise DataError(f"missing {dataset.title} file {file}: {_how_to_get(dataset, name)}")
         try:
             raw = gzip.decompress(file.read_bytes())
         except (OSError, EOFError) as err:
-            raise DataError(f"{file} is not a readable gzip file ({err}): {_how_to_get(name)}") from None
+            raise DataError(f"{file} is not a readable gzip file ({err}): {_how_to_get(dataset, name)}") from None
         arrays.append(parse_idx(raw, str(file)))
-    images, labels = arrays
-    if len(images) != len(labels):
-        raise DataError(f"{folder}: {len(images)} images but {len(labels)} labels for split {split.name}")
-    return images, labels
+    return arrays
 
 
-def _read_npz(file: Path, split: Split, verify: bool):
+def _read_npz(file: Path, split: Split, verify: bool, dataset: Dataset):
+    if verify and dataset.keras_npz_sha256 is None:
+        raise DataError(
+            f"{file}: there is no canonical {dataset.title} .npz to verify it against; point data.path at a "
+            f"folder of the four canonical IDX .gz files, or set data.verify=false to use this .npz unverified"
+        )
     if verify:
         digest = hashlib.sha256(file.read_bytes()).hexdigest()
-        if digest != KERAS_NPZ_SHA256:
+        if digest != dataset.keras_npz_sha256:
             raise DataError(
-                f"{file} fails its checksum (sha256 {digest}, canonical Keras mnist.npz "
-                f"{KERAS_NPZ_SHA256}); re-download it with keras.datasets.mnist.load_data(), "
+                f"{file} fails its checksum (sha256 {digest}, canonical Keras {dataset.name}.npz "
+                f"{dataset.keras_npz_sha256}); re-download it with keras.datasets.{dataset.name}.load_data(), "
                 "or set data.verify=false to use an .npz of your own."
             )
     keys = (f"x_{split.name}", f"y_{split.name}")
     with np.load(file, allow_pickle=False) as npz:
         missing = [k for k in keys if k not in npz.files]
         if missing:
-            raise DataError(f"{file} lacks arrays {missing}; an MNIST .npz holds x_train, y_train, x_test, y_test")
+            raise DataError(f"{file} lacks arrays {missing}; a {dataset.title} .npz holds x_train, y_train, x_test, y_test")
         return npz[keys[0]], npz[keys[1]]
 
 
-def _keras_download(split: Split):
-    """keras.datasets.mnist (checksummed, cached in ~/.keras/datasets)."""
+def _keras_download(dataset: Dataset, split: Split):
+    """Keras' copy, checksummed and cached in ~/.keras/datasets: ``keras.datasets.mnist`` (its .npz), or
+    Fashion-MNIST's two IDX files of the split, fetched with their canonical MD5 (Keras 3.15's
+    ``fashion_mnist.load_data`` checks none) into ``keras.datasets.fashion_mnist``'s cache, then read as local files."""
     import keras
 
     try:
-        (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+        if dataset.keras_npz_sha256 is not None:
+            (x_train, y_train), (x_test, y_test) = getattr(keras.datasets, dataset.name).load_data()
+            return (x_train, y_train) if split == Split.train else (x_test, y_test)
+        for name in IDX_FILES[split]:  # both land in one folder
+            cached = keras.utils.get_file(name, origin=KERAS_URL + name, file_hash=dataset.canonical[name][1],
+                                          cache_subdir=os.path.join("datasets", "fashion-mnist"))
     except Exception as err:  # any network or cache failure: say how to work offline
         raise DataError(
-            f"could not download MNIST through Keras ({type(err).__name__}: {err}). Offline, point "
-            f"data.path=<folder> or ${ENV_VAR}=<folder> at the four canonical IDX .gz files "
-            "(or an mnist.npz)."
+            f"could not download {dataset.title} through Keras ({type(err).__name__}: {err}). Offline, point "
+            f"data.path=<folder> or ${dataset.env_var}=<folder> at the four canonical IDX .gz files"
+            + (f" (or a {dataset.name}.npz)." if dataset.keras_npz_sha256 else ".")
         ) from None
-    return (x_train, y_train) if split == Split.train else (x_test, y_test)
+    return _read_idx_split(Path(cached).parent, split, True, dataset)
 
 
 def make_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int, start_step: int = 0):

@@ -1,6 +1,7 @@
 """Pictures of a run: sample grids, single-image PNGs and the loss-curve figure."""
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -61,24 +62,31 @@ def _rgb(fig) -> np.ndarray:
     return picture
 
 
-def histogram_figure(counts: list[int], real_counts: list[int] | None = None) -> np.ndarray:
-    """Bar chart of the share of samples the judge assigns to each digit, real shares beside."""
+def _class_ticks(axis, classes: Sequence[str]) -> None:
+    """Tick each class by name; names longer than a digit stand at an angle."""
+    rotation = 0 if max(map(len, classes)) <= 2 else 45
+    axis.set_ticks(range(len(classes)), classes, rotation=rotation, ha="right" if rotation else "center", fontsize=8)
+
+
+def histogram_figure(counts: list[int], real_counts: list[int] | None = None, *, classes: Sequence[str]) -> np.ndarray:
+    """Bar chart of the share of samples the judge assigns to each of its ``classes``, real shares beside."""
     plt = _pyplot()
-    digits = np.arange(len(counts))
+    labels = np.arange(len(counts))
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
-    ax.bar(digits, np.asarray(counts) / max(sum(counts), 1), color="tab:blue", label=f"generated (n={sum(counts)})")
+    ax.bar(labels, np.asarray(counts) / max(sum(counts), 1), color="tab:blue", label=f"generated (n={sum(counts)})")
     if real_counts is not None:
         share = np.asarray(real_counts) / max(sum(real_counts), 1)
-        ax.scatter(digits, share, color="black", marker="_", s=400, zorder=3, label="real held-out")
+        ax.scatter(labels, share, color="black", marker="_", s=400, zorder=3, label="real held-out")
     ax.axhline(1 / len(counts), color="gray", linestyle=":", linewidth=1)
-    ax.set(xticks=digits, xlabel="digit predicted by the judge", ylabel="share of samples", title="Label histogram")
+    _class_ticks(ax.xaxis, classes)
+    ax.set(xlabel="class predicted by the judge", ylabel="share of samples", title="Label histogram")
     ax.legend(fontsize=8)
     fig.tight_layout()
     return _rgb(fig)
 
 
-def confusion_figure(confusion: list[list[int]]) -> np.ndarray:
-    """Heatmap of requested digit (rows) against the judge's prediction (columns), row-normalised."""
+def confusion_figure(confusion: list[list[int]], classes: Sequence[str]) -> np.ndarray:
+    """Heatmap of the requested class (rows) against the judge's prediction (columns), row-normalised."""
     plt = _pyplot()
     matrix = np.asarray(confusion, dtype=float)
     rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
@@ -88,8 +96,9 @@ def confusion_figure(confusion: list[list[int]]) -> np.ndarray:
         if rate >= 0.01:
             ax.text(col, row, f"{rate:.2f}", ha="center", va="center", fontsize=6,
                     color="white" if rate > 0.5 else "black")
-    digits = np.arange(len(matrix))
-    ax.set(xticks=digits, yticks=digits, xlabel="judged as", ylabel="asked for", title="Conditional confusion")
+    _class_ticks(ax.xaxis, classes)
+    ax.yaxis.set_ticks(range(len(classes)), classes, fontsize=8)
+    ax.set(xlabel="judged as", ylabel="asked for", title="Conditional confusion")
     fig.colorbar(image, ax=ax, fraction=0.046)
     fig.tight_layout()
     return _rgb(fig)
@@ -172,16 +181,17 @@ def objective_by_trial(trials: list[int], values: list[float], objective: str, m
     return _rgb(fig)
 
 
-def histograms_side_by_side(labels: list[str], counts: list[list[int] | None]) -> np.ndarray:
-    """Every job's label histogram (share of samples per judged digit), side by side."""
+def histograms_side_by_side(labels: list[str], counts: list[list[int] | None],
+                            classes: list[Sequence[str]]) -> np.ndarray:
+    """Every job's label histogram (share of samples per judged class, named by the job's ``classes``), side by side."""
     fig, axes = _panels(len(labels), 3.0, 2.4)
-    for ax, label, job_counts in zip(axes, labels, counts):
+    for ax, label, job_counts, job_classes in zip(axes, labels, counts, classes):
         if job_counts is None:
             ax.text(0.5, 0.5, "no judgement", ha="center", va="center", transform=ax.transAxes)
         else:
             ax.bar(range(len(job_counts)), np.asarray(job_counts) / max(sum(job_counts), 1), color="tab:blue")
             ax.axhline(1 / len(job_counts), color="gray", linestyle=":", linewidth=1)
-            ax.set_xticks(range(len(job_counts)))
+            _class_ticks(ax.xaxis, job_classes)
         ax.set_title(label, fontsize=8)
     fig.tight_layout()
     return _rgb(fig)

@@ -26,7 +26,7 @@ class GenerateArgs:
     model_uri: Optional[str] = field(default=None, metadata={"help": "or a model: models:/<name>@<alias>, runs:/<id>/generator"})
     n: int = field(default=100, metadata={"help": "number of samples"})
     out: Optional[str] = field(default=None, metadata={"help": "output folder (default samples/<run id>)"})
-    labels: Optional[list[int]] = field(default=None, metadata={"help": "conditional models: digits to cycle through (default all)"})
+    labels: Optional[list[int]] = field(default=None, metadata={"help": "conditional models: class labels to cycle through (default all)"})
     truncation: Optional[float] = field(default=None, metadata={"help": "noise truncated to |z| <= this (default: plain)"})
     rejection: Optional[float] = field(default=None, metadata={
         "help": "keep the samples D accepts: rejection sampling at this percentile (default: all)"})

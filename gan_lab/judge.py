@@ -1,7 +1,7 @@
-"""The judge: an MNIST classifier that scores generated digits, and its real-data ceilings.
+"""The judge: a classifier of the configured dataset that scores generated images, and its real-data ceilings.
 
 A small CNN (two Conv2D with MaxPooling, Flatten, two Dense, softmax) trained by gan_lab on the
-configured data and cached on disk under a key of its architecture, data and settings. Its
+configured data and cached on disk under a key of its architecture, dataset, data and settings. Its
 penultimate layer gives the features for the Fréchet distance and precision/recall.
 
 Data: with ``data.split=train`` the judge trains on the train split and holds out the test
@@ -29,7 +29,7 @@ from omegaconf import DictConfig
 
 from gan_lab import figures, tracking
 from gan_lab.config import Split
-from gan_lab.data import load_mnist, scale_images
+from gan_lab.data import get_dataset, load_data, scale_images
 from gan_lab.metrics import SCALARS, sample_metrics
 from gan_lab.models import IMAGE_SHAPE, predict
 from gan_lab.sampling import draw
@@ -55,8 +55,8 @@ def build_classifier() -> keras.Model:
 class Judge:
     model: keras.Model  # image -> (probs, features)
     reference: np.ndarray  # features of the real reference images
-    reference_labels: np.ndarray  # their digits (for per-class recall of conditional samples)
-    info: dict  # key, settings, accuracies, real-data ceilings ("real": {...}), MLflow run id
+    reference_labels: np.ndarray  # their classes (for per-class recall of conditional samples)
+    info: dict  # key, dataset, settings, accuracies, real-data ceilings ("real": {...}), MLflow run id
 
     def outputs(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(probs, features) of uint8 (N, 28, 28) images, or float (N, 28, 28, 1) in [-1, 1]."""
@@ -69,6 +69,11 @@ class Judge:
         probs, features = self.outputs(images)
         return sample_metrics(probs, features, self.reference, requested, k=self.info["k"],
                               reference_labels=self.reference_labels)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The names of its labels (digits, or Fashion-MNIST's clothes)."""
+        return get_dataset(self.info["dataset"]).classes
 
     @property
     def ceilings(self) -> dict[str, float]:
@@ -85,9 +90,9 @@ def _fingerprint(*arrays: np.ndarray) -> str:
 
 def judge_data(data_cfg: DictConfig, holdout: float, seed: int):
     """((fit images, labels), (held-out images, labels)) for the judge, as described above."""
-    images, labels = load_mnist(data_cfg.path, data_cfg.split, data_cfg.verify)
+    images, labels = load_data(data_cfg.path, data_cfg.split, data_cfg.verify, data_cfg.name)
     if data_cfg.split == Split.train:
-        return (images, labels), load_mnist(data_cfg.path, Split.test, data_cfg.verify)
+        return (images, labels), load_data(data_cfg.path, Split.test, data_cfg.verify, data_cfg.name)
     if not 0 < holdout < 1:
         raise ValueError(f"judge.holdout must lie strictly between 0 and 1, got {holdout}")
     order = np.random.default_rng(seed).permutation(len(images))
@@ -95,9 +100,12 @@ def judge_data(data_cfg: DictConfig, holdout: float, seed: int):
     return (images[fit], labels[fit]), (images[held], labels[held])
 
 
-def judge_key(judge_cfg: DictConfig, fit, held) -> str:
+def judge_key(judge_cfg: DictConfig, fit, held, dataset: str) -> str:
+    """The cache key: architecture, ``dataset`` (data.name; named, not only fingerprinted, so a judge never
+    serves another dataset's class names), the arrays and the settings."""
     settings = {k: judge_cfg[k] for k in ("epochs", "batch_size", "holdout", "seed", "k")}
-    spec = {"architecture": ARCHITECTURE, **settings, "fit": _fingerprint(*fit), "held": _fingerprint(*held)}
+    spec = {"architecture": ARCHITECTURE, "dataset": dataset, **settings, "fit": _fingerprint(*fit),
+            "held": _fingerprint(*held)}
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -106,13 +114,13 @@ def _accuracy(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> flo
     return float((probs.argmax(axis=1) == labels).mean())
 
 
-def train_judge(judge_cfg: DictConfig, fit, held, key: str) -> Judge:
+def train_judge(judge_cfg: DictConfig, fit, held, key: str, dataset: str) -> Judge:
     """Train the classifier and compute the real-data reference and ceilings."""
     keras.utils.set_random_seed(judge_cfg.seed)
     model = build_classifier()
     trainable = keras.Model(model.input, model.output[0])
     trainable.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    print(f"Training the judge {key} on {len(fit[0])} images, {len(held[0])} held out")
+    print(f"Training the judge {key} on {len(fit[0])} {get_dataset(dataset).title} images, {len(held[0])} held out")
     trainable.fit(*fit, epochs=judge_cfg.epochs, batch_size=judge_cfg.batch_size, shuffle=True,
                   verbose=1 if sys.stdout.isatty() else 2)
 
@@ -121,6 +129,7 @@ def train_judge(judge_cfg: DictConfig, fit, held, key: str) -> Judge:
     judge = Judge(model, reference=predict(model, reference_x)[1], reference_labels=reference_y, info={})
     judge.info = {
         "key": key,
+        "dataset": dataset,
         "architecture": ARCHITECTURE,
         **{k: judge_cfg[k] for k in ("epochs", "batch_size", "holdout", "seed", "k")},
         "n_fit": len(fit[0]),
@@ -165,12 +174,12 @@ def get_judge(cfg: DictConfig) -> Judge:
     ``judge.info["mlflow_run_id"]``.
     """
     fit, held = judge_data(cfg.data, cfg.judge.holdout, cfg.judge.seed)
-    key = judge_key(cfg.judge, fit, held)
+    key = judge_key(cfg.judge, fit, held, cfg.data.name)
     folder = Path(cfg.judge.cache_dir).expanduser() / key
     if (folder / "judge.json").is_file():
         judge = _load(folder)
     else:
-        judge = train_judge(cfg.judge, fit, held, key)
+        judge = train_judge(cfg.judge, fit, held, key, cfg.data.name)
         _save(judge, folder)
     judge.info["mlflow_run_id"] = _log_once(judge, cfg)
     return judge
@@ -193,7 +202,7 @@ def _log_once(judge: Judge, cfg: DictConfig) -> str:
         mlflow.log_metrics({"fit_accuracy": info["fit_accuracy"], "holdout_accuracy": info["holdout_accuracy"],
                             **judge.ceilings})
         mlflow.log_dict(info, "judge.json")
-        mlflow.log_image(figures.histogram_figure(info["real"]["counts"]), "real_label_histogram.png")
+        mlflow.log_image(figures.histogram_figure(info["real"]["counts"], classes=judge.classes), "real_label_histogram.png")
         blank = np.full((2, *IMAGE_SHAPE), -1.0, np.float32)  # the input format: images in [-1, 1]
         tracking.log_keras_model(judge.model, "judge", blank, keep_example=False)  # two outputs: not servable
         return run.info.run_id
@@ -221,10 +230,10 @@ def log_judgement(run_id: str, judge: Judge, result: dict, step: int, prefix: st
     for name, value in ceilings.items():
         client.log_metric(run_id, name, value, step=step)
     real = judge.info["real"]
-    client.log_image(run_id, figures.histogram_figure(result["counts"], real["counts"]), key=named("label_histogram"),
-                     step=step)
+    client.log_image(run_id, figures.histogram_figure(result["counts"], real["counts"], classes=judge.classes),
+                     key=named("label_histogram"), step=step)
     if "confusion" in result:
-        client.log_image(run_id, figures.confusion_figure(result["confusion"]), key=named("confusion_matrix"), step=step)
+        client.log_image(run_id, figures.confusion_figure(result["confusion"], judge.classes), key=named("confusion_matrix"), step=step)
     folder = f"judge/{prefix}" if prefix else "judge"
     client.log_dict(run_id, {**result, **ceilings, "step": step, "judge": judge.info["key"]},
                     f"{folder}/step_{step:04d}.json")
@@ -233,7 +242,8 @@ def log_judgement(run_id: str, judge: Judge, result: dict, step: int, prefix: st
 def summary(judge: Judge) -> dict:
     """What ``python -m gan_lab.judge`` prints."""
     info = judge.info
-    return {k: info[k] for k in ("key", "n_fit", "n_holdout", "fit_accuracy", "holdout_accuracy", "mlflow_run_id")} | {
+    return {k: info[k] for k in ("key", "dataset", "n_fit", "n_holdout", "fit_accuracy", "holdout_accuracy",
+                                "mlflow_run_id")} | {
         **judge.ceilings, "real_counts": info["real"]["counts"]}
 
 

@@ -147,6 +147,7 @@ def summarise(config: DictConfig, parent_id: str, uri: str, sweep_dir: Path) -> 
     from mlflow.tracking import MlflowClient
 
     from gan_lab import figures, tracking
+    from gan_lab.data import get_dataset
 
     client = MlflowClient(uri)
     parent = client.get_run(parent_id)
@@ -179,7 +180,9 @@ def summarise(config: DictConfig, parent_id: str, uri: str, sweep_dir: Path) -> 
         images["objective_by_trial.png"] = figures.objective_by_trial(
             [row["job"] for row in rows], [row[objective] for row in rows], objective, maximise)
     labels = [f"{_job_label(row, keys)}\n{row['status']}" for row in rows]
-    images["label_histograms.png"] = figures.histograms_side_by_side(labels, [_final_counts(client, run) for run in children])
+    images["label_histograms.png"] = figures.histograms_side_by_side(
+        labels, [_final_counts(client, run) for run in children],
+        [get_dataset(run.data.params.get("data.name", config.data.name)).classes for run in children])
     images["sample_grids.png"] = figures.pictures_side_by_side(labels, [_final_grid(client, run) for run in children])
     for name, picture in images.items():
         figures.save_png(picture, summary_dir / name)

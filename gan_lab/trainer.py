@@ -17,7 +17,7 @@ from gan_lab import figures, tracking
 from gan_lab.callbacks import Checkpointer, RunRecorder, stop_on_signals
 from gan_lab.checkpoints import CHECKPOINT_DIR, Checkpoints, write_run_files
 from gan_lab.config import ConfigError, augment_policies, validate
-from gan_lab.data import load_mnist, make_dataset
+from gan_lab.data import load_data, make_dataset
 from gan_lab.gan import GAN, METRICS, Objective
 from gan_lab.judge import get_judge
 from gan_lab.losses import LOSSES
@@ -32,8 +32,9 @@ from gan_lab.models import (
 from gan_lab.optimizers import build_optimizer
 from gan_lab.precision import resolve_precision
 
+
 def grid_inputs(model_cfg: DictConfig, seed: int, side: int = 10):
-    """Fixed generator inputs for the sample grids (``side`` x ``side``), and their labels: one row per digit
+    """Fixed generator inputs for the sample grids (``side`` x ``side``), and their labels: one row per class
     (cgan) or per code value (InfoGAN), ``side`` of each."""
     size = side * side
     noise = sample_noise(np.random.default_rng(seed), size, model_cfg.latent_dim, model_cfg.noise)
@@ -94,7 +95,7 @@ def train(cfg: DictConfig, output_dir: str | Path | None = None, tags: dict[str,
 
     judge = get_judge(cfg) if cfg.judge.enabled else None
     keras.utils.set_random_seed(cfg.seed)
-    images, labels = load_mnist(cfg.data.path, cfg.data.split, cfg.data.verify)
+    images, labels = load_data(cfg.data.path, cfg.data.split, cfg.data.verify, cfg.data.name)
     steps_per_epoch = len(images) // train_cfg.batch_size
     if steps_per_epoch == 0:
         raise ConfigError(f"train.batch_size={train_cfg.batch_size}: more than the {len(images)} images of the data")
@@ -172,7 +173,7 @@ def _save_results(gan: GAN, generator: keras.Model, recorder: RunRecorder, fixed
     mlflow.log_artifact(str(out_dir / "grid.png"))
     final_dir = out_dir / "samples"
     for i, image in enumerate(images):
-        suffix = "" if labels is None else f"_digit{labels[i]}"
+        suffix = "" if labels is None else f"_label{labels[i]}"
         figures.save_png(image, final_dir / f"{i:03d}{suffix}.png")
     mlflow.log_artifacts(str(final_dir), "samples")
 

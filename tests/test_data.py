@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from gan_lab.config import Split
-from gan_lab.data import DataError, load_mnist, parse_idx, scale_images
+from gan_lab.data import DataError, load_data, parse_idx, scale_images
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -39,7 +39,7 @@ def test_scaling_maps_uint8_to_minus_one_one():
 
 
 def test_real_test_split(mnist_dir):
-    images, labels = load_mnist(str(mnist_dir), Split.test)
+    images, labels = load_data(str(mnist_dir), Split.test)
     assert images.shape == (10000, 28, 28, 1) and images.dtype == np.float32
     assert images.min() == -1.0 and images.max() == 1.0
     assert labels.dtype == np.int32 and labels[:5].tolist() == [7, 2, 1, 0, 4]
@@ -48,7 +48,7 @@ def test_real_test_split(mnist_dir):
 
 def test_env_var_points_at_local_files(mnist_dir, monkeypatch):
     monkeypatch.setenv("GAN_LAB_DATA_DIR", str(mnist_dir))
-    images, _ = load_mnist(None, Split.test)
+    images, _ = load_data(None, Split.test)
     assert len(images) == 10000
 
 
@@ -62,19 +62,19 @@ def data_copy(mnist_dir, tmp_path):
 def test_missing_file_names_file_and_source(data_copy):
     (data_copy / "t10k-labels-idx1-ubyte.gz").unlink()
     with pytest.raises(DataError, match=r"missing MNIST file .*t10k-labels-idx1-ubyte.gz: download it from https://"):
-        load_mnist(str(data_copy), Split.test)
+        load_data(str(data_copy), Split.test)
 
 
 def test_train_split_missing_locally(data_copy):
     with pytest.raises(DataError, match="missing MNIST file .*train-images-idx3-ubyte.gz"):
-        load_mnist(str(data_copy), Split.train)
+        load_data(str(data_copy), Split.train)
 
 
 def test_truncated_file(data_copy):
     path = data_copy / "t10k-images-idx3-ubyte.gz"
     path.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte.gz is truncated \(1000 of 1648877 bytes\)"):
-        load_mnist(str(data_copy), Split.test)
+        load_data(str(data_copy), Split.test)
 
 
 def test_flipped_byte_fails_checksum(data_copy):
@@ -83,7 +83,7 @@ def test_flipped_byte_fails_checksum(data_copy):
     raw[5000] ^= 0xFF
     path.write_bytes(bytes(raw))
     with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte.gz fails its checksum \(md5 [0-9a-f]{32}, canonical 9fb6"):
-        load_mnist(str(data_copy), Split.test)
+        load_data(str(data_copy), Split.test)
 
 
 def test_unverified_own_data_still_gets_structural_checks(tmp_path):
@@ -91,20 +91,20 @@ def test_unverified_own_data_still_gets_structural_checks(tmp_path):
     (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(idx_bytes(images)))
     (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(np.array([1, 2], np.uint8))))
     with pytest.raises(DataError, match="3 images but 2 labels"):
-        load_mnist(str(tmp_path), Split.test, verify=False)
+        load_data(str(tmp_path), Split.test, verify=False)
     with pytest.raises(DataError, match="is truncated"):  # canonical checks reject it
-        load_mnist(str(tmp_path), Split.test, verify=True)
+        load_data(str(tmp_path), Split.test, verify=True)
 
 
 def test_npz_source(tmp_path):
     x = np.zeros((4, 28, 28), np.uint8)
     np.savez(tmp_path / "own.npz", x_train=x, y_train=np.arange(4), x_test=x[:2], y_test=np.arange(2))
     with pytest.raises(DataError, match="fails its checksum .*canonical Keras mnist.npz"):
-        load_mnist(str(tmp_path / "own.npz"), Split.test)
-    images, labels = load_mnist(str(tmp_path / "own.npz"), Split.test, verify=False)
+        load_data(str(tmp_path / "own.npz"), Split.test)
+    images, labels = load_data(str(tmp_path / "own.npz"), Split.test, verify=False)
     assert images.shape == (2, 28, 28, 1) and labels.tolist() == [0, 1]
 
 
 def test_path_that_does_not_exist(tmp_path):
     with pytest.raises(DataError, match="neither a folder of MNIST IDX .gz files nor an existing .npz"):
-        load_mnist(str(tmp_path / "nowhere"), Split.test)
+        load_data(str(tmp_path / "nowhere"), Split.test)

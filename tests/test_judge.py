@@ -8,7 +8,7 @@ from mlflow.tracking import MlflowClient
 
 from gan_lab import judge as judge_module
 from gan_lab.config import Split
-from gan_lab.data import load_mnist
+from gan_lab.data import load_data
 from gan_lab.evaluate import main as evaluate_main
 from gan_lab.figures import to_uint8
 from gan_lab.generate import GenerateArgs, generate
@@ -36,7 +36,7 @@ def test_judge_is_far_above_chance_on_held_out_digits(judge):
 
 
 def test_real_digits_judged_against_the_reference(judge, mnist_dir):
-    images, labels = load_mnist(str(mnist_dir), Split.test)
+    images, labels = load_data(str(mnist_dir), Split.test)
     real = judge.evaluate(to_uint8(images[:2000]), requested=labels[:2000])
     assert real["cond_acc"] > 0.93 and real["score"] > 7.5
     assert real["precision"] > 0.8 and real["recall"] > 0.8
@@ -62,12 +62,12 @@ def test_judge_is_cached_and_logged_once(judge, judge_cfg, mlflow_uri, monkeypat
 
 def test_changed_settings_change_the_key(judge_cfg):
     fit, held = judge_data(judge_cfg.data, judge_cfg.judge.holdout, judge_cfg.judge.seed)
-    key = judge_key(judge_cfg.judge, fit, held)
+    key = judge_key(judge_cfg.judge, fit, held, "mnist")
     changed = judge_cfg.copy()
     changed.judge.epochs = 3
-    assert judge_key(changed.judge, fit, held) != key
+    assert judge_key(changed.judge, fit, held, "mnist") != key
     fit2, held2 = judge_data(judge_cfg.data, judge_cfg.judge.holdout, seed=1)
-    assert judge_key(judge_cfg.judge, fit2, held2) != key
+    assert judge_key(judge_cfg.judge, fit2, held2, "mnist") != key
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +120,7 @@ def test_evaluate_exported_samples(trained_runs, mlflow_uri, judge_overrides, mn
 def test_evaluate_accepts_the_usual_image_layouts(judge, judge_overrides, mnist_dir, mlflow_uri, tmp_path, capsys,
                                                   layout, assumed):
     """The same real digits in three layouts: the same figures, the range it assumed, JSON alone on stdout."""
-    images, labels = load_mnist(str(mnist_dir), Split.test)
+    images, labels = load_data(str(mnist_dir), Split.test)
     digits = to_uint8(images[:500])
     arrays = {"uint8 N x 28 x 28": digits, "float 0-1 N x 28 x 28 x 1": (digits / 255.0)[..., None],
               "float -1-1 N x 784": (digits / 127.5 - 1.0).reshape(500, 784)}

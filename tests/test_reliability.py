@@ -162,10 +162,10 @@ def test_same_seed_same_run_other_seed_other_run(tiny_train_cfg, mlflow_uri, tmp
 def test_per_step_losses_repeat(compose_cfg, mnist_dir):
     """The default model and precision (selfcond, bf16 where supported), one loss pair per step: the balanced
     code assignment of real images repeats too."""
-    from gan_lab.data import load_mnist, make_dataset
+    from gan_lab.data import load_data, make_dataset
     from gan_lab.trainer import build_gan
 
-    images, labels = load_mnist(str(mnist_dir), Split.test)
+    images, labels = load_data(str(mnist_dir), Split.test)
 
     def per_step_losses(seed: int) -> list[tuple[float, float]]:
         cfg = compose_cfg(f"seed={seed}")

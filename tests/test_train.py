@@ -122,7 +122,7 @@ def test_presets_run_with_their_grids_and_the_conditional_twin_draws_the_asked_d
 
     run_id = train(tiny_train_cfg("experiment=gan_cgan_pair", "model.num_classes=10"), output_dir=tmp_path / "twin")
     samples = sorted(p.name for p in (tmp_path / "twin" / "samples").iterdir())
-    assert len(samples) == 100 and samples[:10] == [f"{i:03d}_digit0.png" for i in range(10)]
+    assert len(samples) == 100 and samples[:10] == [f"{i:03d}_label0.png" for i in range(10)]
     npz = generate(GenerateArgs(run_id=run_id, n=6, out=str(tmp_path / "g"), labels=[3]), tracking_uri=mlflow_uri)
     with np.load(npz) as data:
         assert data["labels"].tolist() == [3] * 6 and data["images"].shape == (6, 28, 28)
