@@ -1,6 +1,5 @@
 """experiments/walkthrough.ipynb runs end to end (on a tiny config, into a temporary folder), so it never goes stale."""
 
-import os
 import subprocess
 
 import nbformat
@@ -27,10 +26,12 @@ def test_the_committed_notebook_has_no_outputs():
 def test_the_walkthrough_runs_end_to_end(mnist_dir, judge_overrides, tmp_path, monkeypatch):
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     notebook.cells.append(nbformat.v4.new_code_cell("import gan_lab; print(gan_lab.__file__)"))
-    for name, value in {"PYTHONPATH": str(ROOT), "GAN_LAB_DATA_DIR": str(mnist_dir), "WALKTHROUGH_DIR": str(tmp_path),
-                        "WALKTHROUGH_STEPS": "40", "WALKTHROUGH_JUDGE_SAMPLES": "300",
-                        "WALKTHROUGH_OVERRIDES": " ".join(["train.batch_size=32", *judge_overrides])}.items():
-        monkeypatch.setenv(name, value)  # the kernel inherits them
+    environment = {  # the kernel inherits it: this checkout's gan_lab (without .pyc files in it), the data, the knobs
+        "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1", "GAN_LAB_DATA_DIR": str(mnist_dir),
+        "WALKTHROUGH_DIR": str(tmp_path), "WALKTHROUGH_STEPS": "40", "WALKTHROUGH_JUDGE_SAMPLES": "300",
+        "WALKTHROUGH_OVERRIDES": " ".join(["train.batch_size=32", *judge_overrides])}
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
     before = repo_status() if (ROOT / ".git").exists() else None
     try:
         NotebookClient(notebook, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(tmp_path)}}).execute()
