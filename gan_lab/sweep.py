@@ -3,11 +3,12 @@ and when the jobs end the parent holds their summary (tables, figures, the best 
 
 ``SweepTracker`` is the Hydra callback (``hydra.callbacks.sweep`` in ``conf/config.yaml``). Before
 the jobs start it sets up what they share (the MLflow store, the experiment, the judge) and creates
-the parent run, whose id it writes to ``<sweep dir>/sweep.json``: jobs in other processes (joblib)
-find their parent there. Light to import: Hydra loads it for every run.
+the parent run, whose id it writes to ``<sweep dir>/sweep.json``: jobs in other processes (joblib) or
+on other hosts (submitit) find their parent there. Light to import: Hydra loads it for every run.
 """
 
 import json
+import os
 import sys
 import time
 import traceback
@@ -20,6 +21,7 @@ from omegaconf import DictConfig, open_dict
 SWEEP_FILE = "sweep.json"
 PARENT_TAG = "mlflow.parentRunId"
 JOB_OVERRIDES_TAG = "gan_lab.job_overrides"
+JOB_STDOUT_TAG, JOB_STDERR_TAG = "gan_lab.job_stdout", "gan_lab.job_stderr"
 SUMMARY_METRICS = ("score", "fid", "precision", "recall", "min_share", "max_share", "cond_acc", "min_class_recall")
 
 
@@ -78,12 +80,18 @@ def swept_keys(overrides: list[str]) -> list[str]:
 
 
 def job_tags(hydra_cfg) -> dict[str, str]:
-    """Tags of a multirun job's run: the sweep, its job number, its overrides and its parent run."""
+    """Tags of a multirun job's run: the sweep, its job number, its overrides and its parent run; under
+    submitit (``hydra/launcher=submitit_*``) also the job's log files, which hold its console output."""
     tags = {"sweep": hydra_cfg.sweep.dir, "sweep_job": str(hydra_cfg.job.num),
             JOB_OVERRIDES_TAG: json.dumps(list(hydra_cfg.overrides.task))}
     sweep_file = Path(hydra_cfg.sweep.dir) / SWEEP_FILE
     if sweep_file.is_file():
         tags[PARENT_TAG] = json.loads(sweep_file.read_text())["parent_run_id"]
+    if "SUBMITIT_FOLDER" in os.environ:  # set by submitit in the job's process
+        import submitit
+
+        paths = submitit.JobEnvironment().paths
+        tags |= {JOB_STDOUT_TAG: str(paths.stdout.resolve()), JOB_STDERR_TAG: str(paths.stderr.resolve())}
     return tags
 
 

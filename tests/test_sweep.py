@@ -146,3 +146,22 @@ def test_the_best_job_is_registered_and_sampled_by_name(search, tmp_path, capsys
     assert register_cli.main(["run_id=0123456789abcdef", "name=tiny", f"mlflow.tracking_uri={store}"]) == 2
     assert "no MLflow run '0123456789abcdef'" in capsys.readouterr().err
     assert (out / "grid.png").is_file()
+
+
+def test_a_sweep_through_submitit_runs_each_job_in_its_own_process(mnist_dir, judge_overrides, tmp_path):
+    """``hydra/launcher=submitit_local``, the cluster launcher's local twin: submitit pickles each job and runs
+    it in a process of its own, which finds its parent run through sweep.json as joblib's workers do."""
+    result = run_cli(["-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", "optimizer.lr=1e-4,4e-4",
+                      *TINY, f"hydra.sweep.dir={tmp_path / 'sweep'}", *judge_overrides], tmp_path, mnist_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    client, parent, children = sweep_runs(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert parent.data.tags["gan_lab.launcher"] == "submitit_local" and parent.info.status == "FINISHED"
+    assert sorted(children) == [0, 1] and all(child.info.status == "FINISHED" for child in children.values())
+    assert parent.data.metrics["jobs"] == 2 and parent.data.tags["best_run_id"] in {c.info.run_id for c in children.values()}
+    assert artifact_paths(client, parent.info.run_id, "summary") >= SUMMARY_FIGURES | {"summary/summary.csv"}
+    pids = {child.data.tags["gan_lab.pid"] for child in children.values()}
+    assert len(pids) == 2 and parent.data.tags["gan_lab.pid"] not in pids
+    for child in children.values():  # the run names its submitit log, under <sweep dir>/.submitit/
+        log = child.data.tags["gan_lab.job_stdout"]
+        assert log.startswith(str(tmp_path / "sweep" / ".submitit")) and child.data.tags["gan_lab.job_stderr"]
+        assert f"MLflow run {child.info.run_id}" in open(log).read()
