@@ -36,10 +36,12 @@ class RunRecorder(keras.callbacks.Callback):
     fused call that exhausts ``train.max_time`` seconds of training; that epoch then counts as the last.
 
     A resumed run passes the run's ``logged`` history: epochs already in MLflow are not logged again.
+    ``records=False`` (a multi-worker run's other workers): only stop training where the chief does.
     """
 
     def __init__(self, cfg: DictConfig, out_dir: Path, fixed_inputs, epochs: int, total_steps: int,
-                 steps_per_epoch: int, judge: Judge | None, logged: dict[str, list[tuple[int, float]]] | None = None):
+                 steps_per_epoch: int, judge: Judge | None, logged: dict[str, list[tuple[int, float]]] | None = None,
+                 records: bool = True):
         super().__init__()
         self.cfg = cfg
         self.out_dir = out_dir
@@ -58,6 +60,7 @@ class RunRecorder(keras.callbacks.Callback):
         self.train_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False)
         self.max_time = cfg.train.max_time
         self.out_of_time = False
+        self.records = records
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_start = time.perf_counter()
@@ -74,7 +77,7 @@ class RunRecorder(keras.callbacks.Callback):
         steps = self.model.train_steps
         if steps < min(epoch * self.steps_per_epoch, self.total_steps) and not self.out_of_time:
             return  # stopped inside the epoch (a stop signal): the resumed run logs it
-        if epoch > self.logged_through:
+        if self.records and epoch > self.logged_through:
             values = {name: float(logs[name]) for name in METRICS}
             for name in METRICS:
                 self.history[name].append(values[name])
@@ -148,7 +151,8 @@ class Checkpointer(keras.callbacks.Callback):
             return
         parts = " and ".join(name for i, name in enumerate(DIVERGENCE_PARTS) if bits >> i & 1)
         reason = f"non-finite {parts} at step {step}"
-        mlflow.set_tags({"gan_lab.failure": reason, "gan_lab.failure_step": str(step)})
+        if mlflow.active_run() is not None:  # the chief of a multi-worker run records it
+            mlflow.set_tags({"gan_lab.failure": reason, "gan_lab.failure_step": str(step)})
         kept = f"the last good checkpoint is step {self.saved_step} in {self.checkpoints.folder}" if self.saved_step \
             else "no checkpoint was written before it"
         raise TrainingDiverged(f"training diverged: {reason}; {kept}. Try a lower optimizer.lr or another loss.")

@@ -8,6 +8,8 @@ disk before the index names it, so a kill during a save leaves the previous one 
 import json
 import logging
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
 import tensorflow as tf
@@ -20,8 +22,10 @@ logging.getLogger("absl").setLevel(logging.WARNING)  # TF logs every checkpoint 
 CHECKPOINT_DIR = "checkpoints"
 RUN_FILE = "run.json"
 CONFIG_FILE = "config.yaml"
-# What a resumed run may change: how long it trains, how it is judged, logged and checkpointed.
-RESUMABLE = ("train.epochs", "train.max_steps", "train.save_interval", "judge.", "checkpoint.", "mlflow.tracking_uri")
+# What a resumed run may change: how long it trains, how it is judged, logged and checkpointed, and over
+# which devices or workers (the checkpoints are the same).
+RESUMABLE = ("train.epochs", "train.max_steps", "train.save_interval", "judge.", "checkpoint.", "mlflow.tracking_uri",
+             "distribute")
 
 
 class CheckpointError(RuntimeError):
@@ -29,10 +33,15 @@ class CheckpointError(RuntimeError):
 
 
 class Checkpoints:
-    """The newest ``keep`` checkpoints of ``state`` (a fixed-order list of variables) in ``folder``."""
+    """The newest ``keep`` checkpoints of ``state`` (a fixed-order list of variables) in ``folder``.
 
-    def __init__(self, folder: Path, state: list[tf.Variable], keep: int):
+    ``keeps=False`` (a multi-worker run's other workers): restore from ``folder``, but write each save to a
+    temporary folder deleted at once; saving reads distributed variables, which takes every worker.
+    """
+
+    def __init__(self, folder: Path, state: list[tf.Variable], keep: int, keeps: bool = True):
         self.folder = folder
+        self.keeps = keeps
         self.checkpoint = tf.train.Checkpoint(state=state)
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(folder), max_to_keep=keep)
 
@@ -41,8 +50,15 @@ class Checkpoints:
         """Checkpoint prefixes, oldest first."""
         return list(self.manager.checkpoints)
 
-    def save(self, step: int) -> str:
-        return self.manager.save(checkpoint_number=step)
+    def save(self, step: int) -> str | None:
+        if self.keeps:
+            return self.manager.save(checkpoint_number=step)
+        scratch = tempfile.mkdtemp(prefix="gan_lab-worker-checkpoint-")
+        try:
+            self.checkpoint.write(f"{scratch}/ckpt-{step}")
+        finally:
+            shutil.rmtree(scratch)
+        return None
 
     def restore_latest(self) -> str:
         """Restore the newest readable checkpoint and return its path; an unreadable one (truncated,

@@ -35,6 +35,12 @@ class Split(Enum):
     test = "test"
 
 
+class Strategy(Enum):
+    none = "none"  # one device
+    mirrored = "mirrored"  # tf.distribute.MirroredStrategy: a replica per device of this process
+    multi_worker = "multi_worker"  # tf.distribute.MultiWorkerMirroredStrategy over the workers of $TF_CONFIG
+
+
 class Direction(Enum):
     minimize = "minimize"
     maximize = "maximize"
@@ -156,6 +162,14 @@ class TrainConfig:
 
 
 @dataclass
+class DistributeConfig:
+    """How training spreads over devices and workers (``gan_lab/distribute.py``)."""
+
+    strategy: Strategy = MISSING
+    devices: Optional[list[str]] = None  # mirrored: the devices to replicate over; None: every GPU, else the CPU
+
+
+@dataclass
 class CheckpointConfig:
     every: int = MISSING  # training steps between checkpoints (also one at the end and on a stop signal)
     keep: int = MISSING  # newest checkpoints kept
@@ -199,6 +213,7 @@ class Config:
     data: DataConfig = MISSING
     train: TrainConfig = field(default_factory=TrainConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    distribute: DistributeConfig = field(default_factory=DistributeConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     mlflow: MLflowConfig = field(default_factory=MLflowConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
@@ -305,6 +320,16 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(
             f"data.path={cfg.data.path}: no such file or folder; point it at the dataset's IDX .gz files or an .npz"
         )
+    if cfg.distribute.devices is not None and cfg.distribute.strategy != Strategy.mirrored:
+        raise ConfigError(f"distribute.devices={cfg.distribute.devices}: only distribute=mirrored replicates over "
+                          "devices; drop it or add distribute=mirrored")
+    if cfg.distribute.strategy == Strategy.multi_worker:
+        from gan_lab.distribute import cluster_task
+
+        cluster_task()
+        if cfg.train.max_time is not None:
+            raise ConfigError(f"train.max_time={cfg.train.max_time} with distribute=multi_worker: each worker's clock "
+                              "would stop it at another step; cap the run with train.max_steps instead")
     if cfg.sweep.objective not in SCALARS:
         raise ConfigError(f"sweep.objective={cfg.sweep.objective}: not a judge metric; one of {', '.join(SCALARS)}")
 

@@ -7,11 +7,19 @@ import tensorflow as tf
 
 from gan_lab.augment import augment
 from gan_lab.config import Noise
+from gan_lab.distribute import replica_seed, replica_share, step_results, sum_over_replicas
 from gan_lab.losses import GANLoss
 from gan_lab.penalties import gradient_penalty, mode_seeking_penalty, r1_penalty
 
 METRICS = ("d_loss", "g_loss", "d_acc_real", "d_acc_fake")
 DIVERGENCE_PARTS = ("d_loss", "g_loss", "gradients")  # the bits of GAN.divergence, in order
+
+
+class ReplicaSeedGenerator(keras.random.SeedGenerator):
+    """Keras' seed generator whose seeds are each replica's own in a step on several replicas."""
+
+    def next(self, ordered=True):
+        return replica_seed(super().next(ordered))
 
 
 @dataclass(frozen=True)
@@ -34,7 +42,8 @@ class GAN(keras.Model):
     updates, then one simultaneous update of both (the TensorFlow DCGAN tutorial's step).
 
     ``fit`` on batches of ``(images, labels)`` reports the epoch means of the D and G losses
-    and of D's accuracy on real and on generated images.
+    and of D's accuracy on real and on generated images. Built under a ``tf.distribute`` strategy's
+    scope, each replica trains on its part of the batch with its own noise (``gan_lab/distribute.py``).
     """
 
     def __init__(self, generator, discriminator, latent_dim: int, noise: Noise, num_classes: int, seed: int,
@@ -52,7 +61,7 @@ class GAN(keras.Model):
         self.num_classes = num_classes
         self.code_dim = code_dim
         self.self_conditioned = self_conditioned  # D takes the code: G's for fakes, -1 (its own guess) for reals
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.seed_generator = ReplicaSeedGenerator(seed)
         self.trackers = [keras.metrics.Mean(name=name) for name in METRICS]
         # The first step whose losses or gradients were not finite, and which (DIVERGENCE_PARTS bits); -1: none.
         self.divergence = keras.Variable([-1, 0], dtype="int64", trainable=False, name="divergence")
@@ -63,6 +72,12 @@ class GAN(keras.Model):
         self.g_optimizer = g_optimizer
         self.d_optimizer = d_optimizer
         self.objective = objective
+        for optimizer, network in ((g_optimizer, self.generator), (d_optimizer, self.discriminator)):
+            optimizer.build(network.trainable_weights)  # slots now: under a strategy's scope, and before a restore
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Nothing to build: the networks are built. (Under a strategy, Keras would trace the GAN's ``call``,
+        which it has none of, on a batch it reduces over the replicas, which fails for a multi-worker one.)"""
 
     @property
     def metrics(self):
@@ -143,7 +158,7 @@ class GAN(keras.Model):
         g_inputs, noise, fake_labels, codes = self._generator_inputs(tf.shape(images)[0])
         fakes = tf.stop_gradient(self.generator(g_inputs, training=True))
         with tf.GradientTape() as tape:
-            d_loss = self._gan_losses(images, labels, fakes, fake_labels, noise, codes)[0]
+            d_loss = replica_share(self._gan_losses(images, labels, fakes, fake_labels, noise, codes)[0])
         grads = tape.gradient(d_loss, self.discriminator.trainable_weights)
         self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_weights))
 
@@ -155,8 +170,9 @@ class GAN(keras.Model):
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             fakes = self.generator(g_inputs, training=True)
             d_loss, g_loss, real_logits, fake_logits = self._gan_losses(images, labels, fakes, fake_labels, noise, codes)
-        g_grads = g_tape.gradient(g_loss, self.generator.trainable_weights)
-        d_grads = d_tape.gradient(d_loss, self.discriminator.trainable_weights)
+            g_share, d_share = replica_share(g_loss), replica_share(d_loss)
+        g_grads = g_tape.gradient(g_share, self.generator.trainable_weights)
+        d_grads = d_tape.gradient(d_share, self.discriminator.trainable_weights)
         self._record_divergence(d_loss, g_loss, g_grads + d_grads)
         self.g_optimizer.apply_gradients(zip(g_grads, self.generator.trainable_weights))
         self.d_optimizer.apply_gradients(zip(d_grads, self.discriminator.trainable_weights))
@@ -164,7 +180,7 @@ class GAN(keras.Model):
             step = tf.cast(self.g_optimizer.iterations, tf.float32)
             rate = 1.0 - tf.minimum(self.ema, (1.0 + step) / (10.0 + step))
             for average, weight in zip(self.ema_generator.weights, self.generator.weights):
-                # average -= rate * (average - weight), updated in place by one kernel
+                # average -= rate * (average - weight), updated in place by one kernel (each replica's copy)
                 tf.raw_ops.ResourceApplyGradientDescent(var=average.handle, alpha=rate, delta=average - weight)
 
         threshold = self.objective.loss.real_threshold
@@ -176,13 +192,14 @@ class GAN(keras.Model):
         )
         for tracker, value in zip(self.trackers, values):
             tracker.update_state(value)
-        return {tracker.name: tracker.result() for tracker in self.trackers}
+        return step_results({tracker.name: tracker.result() for tracker in self.trackers})
 
     def _record_divergence(self, d_loss, g_loss, grads) -> None:
         """Note the first non-finite step on the device; read by ``Checkpointer`` once per fused call."""
         gradient_sum = tf.add_n([tf.reduce_sum(tf.cast(g, tf.float32)) for g in grads])  # NaN/Inf propagate
-        bits = [tf.cast(~tf.math.is_finite(tf.cast(x, tf.float32)), tf.int64) * 2**i
-                for i, x in enumerate((d_loss, g_loss, gradient_sum))]
+        # summed over replicas, so that every replica notes what any one saw
+        values = sum_over_replicas([tf.cast(x, tf.float32) for x in (d_loss, g_loss, gradient_sum)])
+        bits = [tf.cast(~tf.math.is_finite(x), tf.int64) * 2**i for i, x in enumerate(values)]
         parts = tf.add_n(bits)
         step = tf.cast(self.g_optimizer.iterations, tf.int64) + 1  # iterations counts the steps before this one
         first = (self.divergence[0] < 0) & (parts > 0)
@@ -192,9 +209,6 @@ class GAN(keras.Model):
         """Every variable training changes, in a fixed order: weights and batch-norm statistics of G,
         D and the EMA generator, the RNG states (noise, dropout), both optimizers (slots, step
         counts) and the epoch's running metrics."""
-        for optimizer, network in ((self.g_optimizer, self.generator), (self.d_optimizer, self.discriminator)):
-            if not optimizer.built:  # slots must exist before a restore
-                optimizer.build(network.trainable_weights)
         return [*self.variables, *self.g_optimizer.variables, *self.d_optimizer.variables, *self.tracker_variables]
 
     @property

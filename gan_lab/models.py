@@ -14,6 +14,7 @@ from keras import layers
 from omegaconf import DictConfig
 
 from gan_lab.config import Noise
+from gan_lab.distribute import replica_seed
 from gan_lab.figures import to_uint8
 from gan_lab.registry import Registry
 
@@ -63,7 +64,7 @@ class FastDropout(layers.Dropout):
         if not training or self.rate == 0:
             return inputs
         size = tf.size(inputs)
-        seed = tf.cast(self.seed_generator.next(), tf.int64)
+        seed = tf.cast(replica_seed(self.seed_generator.next()), tf.int64)  # each replica's own mask
         bits = tf.random.stateless_uniform([(size + 1) // 2], seed, dtype=tf.uint32, minval=None, maxval=None)
         bits = tf.reshape(tf.bitcast(bits, tf.uint16), [-1])[:size]
         keep = tf.reshape(bits >= tf.cast(round(self.rate * 65536), tf.uint16), tf.shape(inputs))

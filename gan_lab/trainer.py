@@ -1,5 +1,6 @@
 """Training: build the GAN a config describes, and ``train(cfg)``: fit it, record it, export it."""
 
+import contextlib
 import math
 import signal
 import sys
@@ -18,6 +19,7 @@ from gan_lab.callbacks import Checkpointer, RunRecorder, stop_on_signals
 from gan_lab.checkpoints import CHECKPOINT_DIR, Checkpoints, write_run_files
 from gan_lab.config import ConfigError, augment_policies, validate
 from gan_lab.data import load_data, make_dataset
+from gan_lab.distribute import fused_steps, is_chief, make_strategy
 from gan_lab.gan import GAN, METRICS, Objective
 from gan_lab.judge import get_judge
 from gan_lab.losses import LOSSES
@@ -47,45 +49,53 @@ def grid_inputs(model_cfg: DictConfig, seed: int, side: int = 10):
     return noise[: len(per_row)], per_row.astype(np.int32)
 
 
-def build_gan(cfg: DictConfig, steps_per_execution: int | None = None) -> GAN:
-    """The compiled GAN for ``cfg``, its layers built under the ``train.precision`` policy."""
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(resolve_precision(cfg.train.precision))
-    try:
-        generator, discriminator = build_models(cfg.model, fast=True)
-    finally:
-        keras.config.set_dtype_policy(previous)
-    gan = GAN(
-        generator, discriminator, cfg.model.latent_dim, cfg.model.noise, cfg.model.get("num_classes", 0), cfg.seed,
-        ema=cfg.train.ema, code_dim=cfg.model.get("code_dim", 0), self_conditioned=cfg.model.get("self_conditioned", False),
-    )
-    objective = Objective(
-        LOSSES.get(cfg.loss.name), gradient_penalty=cfg.loss.gradient_penalty, r1_gamma=cfg.loss.r1_gamma,
-        mode_seeking=cfg.loss.mode_seeking, mutual_information=cfg.loss.mutual_information,
-        generator_mutual_information=cfg.loss.generator_mutual_information,
-        augment=",".join(augment_policies(cfg.train.augment)), d_steps=cfg.train.d_steps,
-    )
-    gan.compile(
-        g_optimizer=build_optimizer(cfg.optimizer.name, cfg.optimizer.generator),
-        d_optimizer=build_optimizer(cfg.optimizer.name, cfg.optimizer.discriminator),
-        objective=objective,
-        steps_per_execution=steps_per_execution or cfg.train.steps_per_execution,
-        jit_compile=cfg.train.xla,
-    )
+def build_gan(cfg: DictConfig, steps_per_execution: int | None = None, strategy: tf.distribute.Strategy | None = None
+              ) -> GAN:
+    """The compiled GAN for ``cfg``, its layers built under the ``train.precision`` policy, all its variables
+    (optimizers' too) under ``strategy``'s scope (default: the current strategy's)."""
+    strategy = strategy or tf.distribute.get_strategy()
+    with strategy.scope():
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(resolve_precision(cfg.train.precision))
+        try:
+            generator, discriminator = build_models(cfg.model, fast=True)
+        finally:
+            keras.config.set_dtype_policy(previous)
+        gan = GAN(
+            generator, discriminator, cfg.model.latent_dim, cfg.model.noise, cfg.model.get("num_classes", 0), cfg.seed,
+            ema=cfg.train.ema, code_dim=cfg.model.get("code_dim", 0),
+            self_conditioned=cfg.model.get("self_conditioned", False),
+        )
+        objective = Objective(
+            LOSSES.get(cfg.loss.name), gradient_penalty=cfg.loss.gradient_penalty, r1_gamma=cfg.loss.r1_gamma,
+            mode_seeking=cfg.loss.mode_seeking, mutual_information=cfg.loss.mutual_information,
+            generator_mutual_information=cfg.loss.generator_mutual_information,
+            augment=",".join(augment_policies(cfg.train.augment)), d_steps=cfg.train.d_steps,
+        )
+        gan.compile(
+            g_optimizer=build_optimizer(cfg.optimizer.name, cfg.optimizer.generator),
+            d_optimizer=build_optimizer(cfg.optimizer.name, cfg.optimizer.discriminator),
+            objective=objective,
+            steps_per_execution=fused_steps(strategy, steps_per_execution or cfg.train.steps_per_execution),
+            jit_compile=cfg.train.xla,
+        )
     return gan
 
 
 def train(cfg: DictConfig, output_dir: str | Path | None = None, tags: dict[str, str] | None = None,
-          run_id: str | None = None) -> str:
+          run_id: str | None = None) -> str | None:
     """Train the GAN described by ``cfg``, record it in MLflow, and return the MLflow run id.
 
     Files (grids, loss curve, final samples, models, checkpoints) go to ``output_dir`` (Hydra's
     run folder when launched from the command line; else ``outputs/<time>_<model>-<loss>``).
     With ``run_id``, continue that run from the newest checkpoint in ``output_dir`` (its folder).
+    A multi-worker run's other workers train alongside the chief and record nothing (they return None).
     """
     out_dir = Path(output_dir or f"outputs/{time.strftime('%Y-%m-%d/%H-%M-%S')}_{cfg.model.name}-{cfg.loss.name}")
     validate(cfg)
     train_cfg = cfg.train
+    chief = is_chief(cfg.distribute)
+    strategy = make_strategy(cfg.distribute, train_cfg.batch_size)  # first: multi-worker set-up precedes any op
     checkpoint_dir = out_dir / CHECKPOINT_DIR
     if run_id is None and (checkpoint_dir / "checkpoint").exists():
         raise ConfigError(f"{out_dir} holds the checkpoints of an earlier run: continue it with resume={out_dir}, "
@@ -93,7 +103,7 @@ def train(cfg: DictConfig, output_dir: str | Path | None = None, tags: dict[str,
     if train_cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
 
-    judge = get_judge(cfg) if cfg.judge.enabled else None
+    judge = get_judge(cfg) if cfg.judge.enabled and chief else None
     keras.utils.set_random_seed(cfg.seed)
     images, labels = load_data(cfg.data.path, cfg.data.split, cfg.data.verify, cfg.data.name)
     steps_per_epoch = len(images) // train_cfg.batch_size
@@ -103,12 +113,14 @@ def train(cfg: DictConfig, output_dir: str | Path | None = None, tags: dict[str,
     epochs = math.ceil(total_steps / steps_per_epoch)
 
     # Fused calls must end exactly at epoch ends, at the step cap and at a resumed step.
-    gan = build_gan(cfg, math.gcd(train_cfg.steps_per_execution, steps_per_epoch, total_steps % steps_per_epoch))
+    gan = build_gan(cfg, math.gcd(train_cfg.steps_per_execution, steps_per_epoch, total_steps % steps_per_epoch),
+                    strategy)
     fixed_inputs = grid_inputs(cfg.model, cfg.seed, cfg.train.grid_size)
     uri = tracking.tracking_uri(cfg.mlflow.tracking_uri)
-    logged = _logged_history(run_id, uri) if run_id else None
-    recorder = RunRecorder(cfg, out_dir, fixed_inputs, epochs, total_steps, steps_per_epoch, judge, logged)
-    checkpoints = Checkpoints(checkpoint_dir, [*gan.training_state(), recorder.train_seconds], cfg.checkpoint.keep)
+    logged = _logged_history(run_id, uri) if run_id and chief else None
+    recorder = RunRecorder(cfg, out_dir, fixed_inputs, epochs, total_steps, steps_per_epoch, judge, logged, chief)
+    checkpoints = Checkpoints(checkpoint_dir, [*gan.training_state(), recorder.train_seconds], cfg.checkpoint.keep,
+                              keeps=chief)
     start_step = 0
     if run_id:
         path = checkpoints.restore_latest()
@@ -122,13 +134,17 @@ def train(cfg: DictConfig, output_dir: str | Path | None = None, tags: dict[str,
     run_tags = {"output_dir": str(out_dir.resolve()), **(tags or {})}
     if judge is not None:
         run_tags |= {"judge_key": judge.info["key"], "judge_run_id": judge.info["mlflow_run_id"]}
-    with tracking.training_run(cfg, run_tags, run_id) as run, stop_on_signals(checkpointer):
-        run_id = run.info.run_id
-        if start_step == 0:
-            write_run_files(out_dir, cfg, run_id, uri)
-        print(f"MLflow run {run_id} ({run.info.run_name}) in {uri}; files in {out_dir}")
+    mlflow_run = tracking.training_run(cfg, run_tags, run_id) if chief else contextlib.nullcontext()
+    with mlflow_run as run, stop_on_signals(checkpointer):
         precision = resolve_precision(cfg.train.precision)
-        mlflow.set_tag("precision", precision)
+        if chief:
+            run_id = run.info.run_id
+            if start_step == 0:
+                write_run_files(out_dir, cfg, run_id, uri)
+            print(f"MLflow run {run_id} ({run.info.run_name}) in {uri}; files in {out_dir}")
+            mlflow.set_tag("precision", precision)
+        else:
+            print(f"Worker of a multi-worker run: the chief records it; {strategy.num_replicas_in_sync} replicas")
         print(f"Precision: {precision} (train.precision={cfg.train.precision.value})")
         def fit(first_step: int, epoch: int, end_epoch: int, steps: int) -> None:
             """Epochs ``epoch + 1 .. end_epoch`` of ``steps`` steps each, from training step ``first_step``."""
@@ -148,6 +164,9 @@ def train(cfg: DictConfig, output_dir: str | Path | None = None, tags: dict[str,
         checkpointer.save(gan.train_steps)
         if checkpointer.stop_signal is not None:
             raise KeyboardInterrupt(f"{signal.Signals(checkpointer.stop_signal).name} at step {gan.train_steps}")
+        if not chief:
+            print(f"Done: {gan.train_steps} steps as a worker; the chief has recorded the run")
+            return None
         mlflow.log_metric("train_steps", gan.train_steps, step=gan.train_steps)  # a resumed run extended adds a point
         _save_results(gan, stock_generator(cfg.model, gan.ema_generator), recorder, fixed_inputs, out_dir)
         print(f"Done: {gan.train_steps} steps. Generate samples with: python -m gan_lab.generate run_id={run_id}")

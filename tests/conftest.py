@@ -12,9 +12,10 @@ from gan_lab.config import compose_config
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def start_cli(args: list[str], cwd: Path, mnist_dir: Path | None = None, module: str = "gan_lab") -> subprocess.Popen:
-    """``python -m <module> <args>`` in ``cwd``, as a user runs it, with the data from ``mnist_dir``."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)} | ({"GAN_LAB_DATA_DIR": str(mnist_dir)} if mnist_dir else {})
+def start_cli(args: list[str], cwd: Path, mnist_dir: Path | None = None, module: str = "gan_lab",
+              env: dict[str, str] | None = None) -> subprocess.Popen:
+    """``python -m <module> <args>`` in ``cwd``, as a user runs it, with the data from ``mnist_dir`` (and ``env``)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})} | ({"GAN_LAB_DATA_DIR": str(mnist_dir)} if mnist_dir else {})
     return subprocess.Popen([sys.executable, "-m", module, *args], cwd=cwd, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
 
