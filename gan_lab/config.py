@@ -138,7 +138,7 @@ class RMSpropConfig:
 
 @dataclass
 class DataConfig:
-    name: str = MISSING  # a dataset of gan_lab.data.DATASETS: mnist, fashion_mnist
+    name: str = MISSING  # a dataset of gan_lab.data.DATASETS with its conf/data/<name>.yaml: mnist, fashion_mnist
     path: Optional[str] = None  # IDX folder or .npz; None: the dataset's env var, else Keras download
     split: Split = Split.train
     verify: bool = True  # check local files against the canonical checksums
@@ -280,7 +280,6 @@ AT_LEAST_ONE = (
 
 def validate(cfg: DictConfig) -> None:
     """Check what Hydra's types cannot (keys added with ``+``, ranges, paths) before anything is built or logged."""
-    from gan_lab.data import DATASETS
     from gan_lab.metrics import SCALARS
 
     unknown = unknown_keys(cfg)
@@ -314,8 +313,9 @@ def validate(cfg: DictConfig) -> None:
     if cfg.train.grid_size**2 < rows:
         raise ConfigError(f"train.grid_size={cfg.train.grid_size}: a grid of {cfg.train.grid_size ** 2} cannot show one "
                           f"row per each of the model's {rows} labels or codes; use at least {math.isqrt(rows - 1) + 1}")
-    if cfg.data.name not in DATASETS:
-        raise ConfigError(f"data.name={cfg.data.name}: no such dataset; one of {', '.join(DATASETS)} (data=<name>)")
+    datasets = sorted(path.stem for path in (CONF_DIR / "data").glob("*.yaml"))  # each names its data.py entry
+    if cfg.data.name not in datasets:
+        raise ConfigError(f"data.name={cfg.data.name}: no such dataset; one of {', '.join(datasets)} (data=<name>)")
     if cfg.data.path is not None and not Path(cfg.data.path).expanduser().exists():
         raise ConfigError(
             f"data.path={cfg.data.path}: no such file or folder; point it at the dataset's IDX .gz files or an .npz"
@@ -323,13 +323,9 @@ def validate(cfg: DictConfig) -> None:
     if cfg.distribute.devices is not None and cfg.distribute.strategy != Strategy.mirrored:
         raise ConfigError(f"distribute.devices={cfg.distribute.devices}: only distribute=mirrored replicates over "
                           "devices; drop it or add distribute=mirrored")
-    if cfg.distribute.strategy == Strategy.multi_worker:
-        from gan_lab.distribute import cluster_task
-
-        cluster_task()
-        if cfg.train.max_time is not None:
-            raise ConfigError(f"train.max_time={cfg.train.max_time} with distribute=multi_worker: each worker's clock "
-                              "would stop it at another step; cap the run with train.max_steps instead")
+    if cfg.distribute.strategy == Strategy.multi_worker and cfg.train.max_time is not None:
+        raise ConfigError(f"train.max_time={cfg.train.max_time} with distribute=multi_worker: each worker's clock "
+                          "would stop it at another step; cap the run with train.max_steps instead")
     if cfg.sweep.objective not in SCALARS:
         raise ConfigError(f"sweep.objective={cfg.sweep.objective}: not a judge metric; one of {', '.join(SCALARS)}")
 

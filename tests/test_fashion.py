@@ -120,10 +120,19 @@ def test_keras_download_is_checked_like_local_files(fashion, monkeypatch):
 
 
 def test_unknown_dataset_names_the_valid_ones():
-    with pytest.raises(ConfigError, match="data.name=cifar10: no such dataset; one of mnist, fashion_mnist"):
+    with pytest.raises(ConfigError, match="data.name=cifar10: no such dataset; one of fashion_mnist, mnist"):
         check_overrides(["data.name=cifar10"])
     with pytest.raises(DataError, match="data.name=cifar10: no such dataset; one of mnist, fashion_mnist"):
         load_data("anywhere", Split.test, name="cifar10")
+
+
+def test_every_data_preset_names_a_dataset_the_loader_knows(compose_cfg):
+    from gan_lab.config import CONF_DIR
+    from gan_lab.data import DATASETS
+
+    presets = sorted(path.stem for path in (CONF_DIR / "data").glob("*.yaml"))
+    assert presets == sorted(DATASETS) == ["fashion_mnist", "mnist"]
+    assert all(compose_cfg(f"data={name}").data.name == name for name in presets)
 
 
 def test_judge_key_differs_by_dataset_for_the_same_arrays(compose_cfg):
