@@ -28,7 +28,9 @@ def rows(sweep_dir: Path) -> list[str]:
     keys = swept_keys(parent.data.tags["gan_lab.swept"].split("; "))
     out = []
     for run in sorted(children, key=lambda r: int(r.data.tags["sweep_job"])):
-        swept = " ".join(o for o in json.loads(run.data.tags[JOB_OVERRIDES_TAG]) if o.split("=")[0].lstrip("+") in keys)
+        overrides = json.loads(run.data.tags[JOB_OVERRIDES_TAG])
+        swept = (" ".join(o for o in overrides if o.split("=")[0].lstrip("+") in keys)  # else its group choices
+                 or " ".join(o for o in overrides if "." not in o.split("=")[0]))
         job_dir = next(sweep_dir.glob(f"{run.data.tags['sweep_job']}_*"))
         grid = EXPERIMENTS / "results" / f"{sweep_dir.name}_{job_dir.name}.png"
         shutil.copyfile(job_dir / "grid.png", grid)
