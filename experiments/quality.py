@@ -17,6 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from gan_lab.sweep import SUMMARY_METRICS
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "outputs" / "quality"
 STORE = f"sqlite:///{OUT / 'mlflow.db'}"
@@ -98,7 +100,7 @@ PATCHED = {
         [*SELFCOND, "model.code_dim=30", "loss.generator_mutual_information=0.15", "model.assignment_queue=512"],
         "patched: guesses balanced over the batch and the 512 real images before it"),
 }
-COLUMNS = ("score", "fid", "precision", "recall", "min_share", "max_share", "cond_acc", "min_class_recall")
+COLUMNS = SUMMARY_METRICS  # what a sweep's summary shows
 
 
 def folder(stage: str, recipe: str, seed: int) -> Path:

@@ -13,21 +13,19 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from gan_lab.sweep import JOB_OVERRIDES_TAG, swept_keys
+from gan_lab.sweep import JOB_OVERRIDES_TAG, SWEEP_FILE, SWEPT_TAG, sweep_children, swept_keys
 
 EXPERIMENTS = Path(__file__).resolve().parent
 COLUMNS = ("score", "fid", "precision", "recall", "min_share", "max_share", "cond_acc")
 
 
 def rows(sweep_dir: Path) -> list[str]:
-    record = json.loads((sweep_dir / "sweep.json").read_text())
+    record = json.loads((sweep_dir / SWEEP_FILE).read_text())
     client = MlflowClient(record["tracking_uri"])
     parent = client.get_run(record["parent_run_id"])
-    children = client.search_runs([parent.info.experiment_id],
-                                  f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
-    keys = swept_keys(parent.data.tags["gan_lab.swept"].split("; "))
+    keys = swept_keys(parent.data.tags[SWEPT_TAG].split("; "))
     out = []
-    for run in sorted(children, key=lambda r: int(r.data.tags["sweep_job"])):
+    for run in sweep_children(client, parent):
         overrides = json.loads(run.data.tags[JOB_OVERRIDES_TAG])
         swept = (" ".join(o for o in overrides if o.split("=")[0].lstrip("+") in keys)  # else its group choices
                  or " ".join(o for o in overrides if "." not in o.split("=")[0]))

@@ -119,20 +119,23 @@ def trainer_step(cfg, images, labels):
     return run
 
 
+def layer_flops(layer) -> int:
+    """Multiply-adds x 2 of one image through a dense or convolution layer (0 for any other layer)."""
+    inner = getattr(layer, "layer", layer)  # spectral normalisation wraps its layer
+    if isinstance(inner, keras.layers.Dense):
+        return 2 * inner.kernel.shape[0] * inner.kernel.shape[1]
+    if isinstance(inner, keras.layers.Conv2DTranspose):  # each input pixel meets the whole kernel
+        k_h, k_w, c_out, c_in = inner.kernel.shape
+        return 2 * k_h * k_w * c_in * c_out * layer.input.shape[1] * layer.input.shape[2]
+    if isinstance(inner, keras.layers.Conv2D):  # each output pixel does
+        k_h, k_w, c_in, c_out = inner.kernel.shape
+        return 2 * k_h * k_w * c_in * c_out * layer.output.shape[1] * layer.output.shape[2]
+    return 0
+
+
 def forward_flops(model: keras.Model) -> int:
     """Multiply-adds x 2 of one image through ``model``'s dense and convolution layers (the rest is small)."""
-    total = 0
-    for layer in model.layers:
-        inner = getattr(layer, "layer", layer)  # spectral normalisation wraps its layer
-        if isinstance(inner, keras.layers.Dense):
-            total += 2 * inner.kernel.shape[0] * inner.kernel.shape[1]
-        elif isinstance(inner, keras.layers.Conv2DTranspose):  # each input pixel meets the whole kernel
-            k_h, k_w, c_out, c_in = inner.kernel.shape
-            total += 2 * k_h * k_w * c_in * c_out * layer.input.shape[1] * layer.input.shape[2]
-        elif isinstance(inner, keras.layers.Conv2D):  # each output pixel does
-            k_h, k_w, c_in, c_out = inner.kernel.shape
-            total += 2 * k_h * k_w * c_in * c_out * layer.output.shape[1] * layer.output.shape[2]
-    return total
+    return sum(layer_flops(layer) for layer in model.layers)
 
 
 def step_flops(model_cfg) -> int:
@@ -184,12 +187,10 @@ def convolution_ops(model_cfg, batch_size: int) -> list[tuple[str, int, int, obj
         for index, layer in enumerate(convolutions):
             transposed = isinstance(layer, keras.layers.Conv2DTranspose)
             big, small = (layer.output.shape, layer.input.shape) if transposed else (layer.input.shape, layer.output.shape)
-            k_h, k_w = layer.kernel_size
-            kernel_shape = (k_h, k_w, big[-1], small[-1])
             x = tf.cast(tf.random.normal((batch_size, *big[1:])), tf.bfloat16)
-            w = tf.cast(tf.random.normal(kernel_shape), tf.bfloat16)
+            w = tf.cast(tf.random.normal(layer.kernel.shape), tf.bfloat16)  # (k, k, big side's, small side's channels)
             dy = tf.cast(tf.random.normal((batch_size, *small[1:])), tf.bfloat16)
-            flops = 2 * k_h * k_w * big[-1] * small[-1] * small[1] * small[2] * batch_size
+            flops = layer_flops(layer) * batch_size
             same = dict(strides=(1, *layer.strides, 1), padding=layer.padding.upper())
             conv = lambda x=x, w=w, same=same: tf.nn.conv2d(x, w, **same)
             conv_input_grad = lambda x=x, w=w, dy=dy, same=same: tf.raw_ops.Conv2DBackpropInput(

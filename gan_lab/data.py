@@ -143,13 +143,10 @@ def _how_to_get(dataset: Dataset, name: str) -> str:
     return f"download it from {dataset.source_url}{name}"
 
 
-def _check_file(file: Path, dataset: Dataset) -> None:
-    """Raise DataError if ``file`` is missing or differs from the dataset's canonical size / MD5."""
-    if not file.is_file():
-        raise DataError(f"missing {dataset.title} file {file}: {_how_to_get(dataset, file.name)}")
+def _check_file(file: Path, content: bytes, dataset: Dataset) -> None:
+    """Raise DataError if ``file`` (its ``content``) differs from the dataset's canonical size / MD5."""
     size, md5 = dataset.canonical[file.name]
-    actual_size = file.stat().st_size
-    actual_md5 = hashlib.md5(file.read_bytes()).hexdigest()
+    actual_size, actual_md5 = len(content), hashlib.md5(content).hexdigest()
     if (actual_size, actual_md5) == (size, md5):
         return
     other = next((d for d in DATASETS.values() if d.canonical[file.name] == (actual_size, actual_md5)), None)
@@ -173,12 +170,13 @@ def _read_idx_split(folder: Path, split: Split, verify: bool, dataset: Dataset):
     arrays = []
     for name in IDX_FILES[split]:
         file = folder / name
-        if verify:
-            _check_file(file, dataset)
-        elif not file.is_file():
+        if not file.is_file():
             raise DataError(f"missing {dataset.title} file {file}: {_how_to_get(dataset, name)}")
+        content = file.read_bytes()  # read once: checked, then decompressed
+        if verify:
+            _check_file(file, content, dataset)
         try:
-            raw = gzip.decompress(file.read_bytes())
+            raw = gzip.decompress(content)
         except (OSError, EOFError) as err:
             raise DataError(f"{file} is not a readable gzip file ({err}): {_how_to_get(dataset, name)}") from None
         arrays.append(parse_idx(raw, str(file)))

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, open_dict
 SWEEP_FILE = "sweep.json"
 PARENT_TAG = "mlflow.parentRunId"
 JOB_OVERRIDES_TAG = "gan_lab.job_overrides"
+SWEPT_TAG = "gan_lab.swept"  # on the parent: what the sweep sweeps, "; "-separated
 JOB_STDOUT_TAG, JOB_STDERR_TAG = "gan_lab.job_stdout", "gan_lab.job_stderr"
 SUMMARY_METRICS = ("score", "fid", "precision", "recall", "min_share", "max_share", "cond_acc", "min_class_recall")
 
@@ -49,7 +50,7 @@ class SweepTracker(Callback):
                 pass  # each job reports it
         sweep_dir = Path(config.hydra.sweep.dir)
         parent = tracking.start_sweep_run(uri, experiment_id, sweep_dir, {
-            "gan_lab.swept": "; ".join(swept_overrides(config)),
+            SWEPT_TAG: "; ".join(swept_overrides(config)),
             "gan_lab.launcher": config.hydra.runtime.choices.get("hydra/launcher", "basic"),
             "gan_lab.sweeper": config.hydra.runtime.choices.get("hydra/sweeper", "basic"),
         })
@@ -160,8 +161,7 @@ def summarise(config: DictConfig, parent_id: str, uri: str, sweep_dir: Path) -> 
     client = MlflowClient(uri)
     parent = client.get_run(parent_id)
     keys = swept_keys(swept_overrides(config))
-    children = sorted(client.search_runs([parent.info.experiment_id], f"tags.`{PARENT_TAG}` = '{parent_id}'"),
-                      key=lambda r: int(r.data.tags.get("sweep_job", 0)))
+    children = sweep_children(client, parent)
     rows = [_summary_row(run, keys) for run in children]
     metrics = [m for m in SUMMARY_METRICS if any(np.isfinite(row[m]) for row in rows)]
 
@@ -217,6 +217,12 @@ def summarise(config: DictConfig, parent_id: str, uri: str, sweep_dir: Path) -> 
     client.set_terminated(parent_id, "FAILED" if failed else "FINISHED")
     print(f"Sweep summary: {summary_dir / 'summary.md'} (parent run {parent_id})")
     return failed
+
+
+def sweep_children(client, parent) -> list:
+    """The runs of a sweep's jobs (children of ``parent``), in job order."""
+    return sorted(client.search_runs([parent.info.experiment_id], f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'"),
+                  key=lambda r: int(r.data.tags.get("sweep_job", 0)))
 
 
 def _summary_row(run, keys: list[str]) -> dict:
