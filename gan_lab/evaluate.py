@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
-from omegaconf import OmegaConf
 
 from gan_lab.cli import run_command
 from gan_lab.config import ConfigError, as_override, check_overrides
@@ -90,17 +89,16 @@ def evaluate(args: EvaluateArgs, overrides: list[str]) -> dict:
     trained = tracking.run_config(run)
     data = [as_override(f"data.{key}", value) for key, value in trained.data.items() if key != "name"]
     cfg = check_overrides([f"data={trained.data.name}", *data, *overrides])  # the user's data.* last, so they win
-    cfg = OmegaConf.merge(cfg, {"model": trained.model})
     judge = get_judge(cfg)
     generator = mlflow.keras.load_model(model_uri)
     history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "d_loss")
     step = max((m.step for m in history), default=0)
-    result = judge_generator(judge, generator, cfg.model, args.n, cfg.seed)
+    result = judge_generator(judge, generator, trained.model, args.n, cfg.seed)
     log_judgement(run.info.run_id, judge, result, step)
     summary = {**result, **judge.ceilings, "judge": judge.info["key"], "run_id": run.info.run_id}
     if args.truncation is not None or args.rejection is not None:  # beside the plain figures, never in their place
-        discriminator = None if args.rejection is None else tracking.load_discriminator(run, cfg.model)
-        sampled = judge_generator(judge, generator, cfg.model, args.n, cfg.seed, args.truncation, discriminator,
+        discriminator = None if args.rejection is None else tracking.load_discriminator(run, trained.model)
+        sampled = judge_generator(judge, generator, trained.model, args.n, cfg.seed, args.truncation, discriminator,
                                   args.rejection)
         prefix = sampling_prefix(args.truncation, args.rejection)
         log_judgement(run.info.run_id, judge, sampled, step, prefix)

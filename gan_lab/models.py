@@ -106,38 +106,6 @@ class InnerProduct(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="gan_lab")
-class ConditionalBatchNormalization(layers.Layer):
-    """Batch norm whose scale and shift are looked up by the class label (de Vries et al. 2017, as in the
-    projection cGAN of Miyato & Koyama 2018): ``[features, label] -> features``."""
-
-    def __init__(self, num_classes: int, batch_norm=layers.BatchNormalization, **kwargs):
-        super().__init__(**kwargs)
-        self.num_classes = num_classes
-        self.normalize = batch_norm(center=False, scale=False, dtype=self.dtype_policy)  # also when cloned
-
-    def build(self, input_shape):
-        channels = input_shape[0][-1]
-        self.normalize.build(input_shape[0])
-        self.scale = layers.Embedding(self.num_classes, channels, embeddings_initializer="ones")
-        self.shift = layers.Embedding(self.num_classes, channels, embeddings_initializer="zeros")
-        self.scale.build(input_shape[1])
-        self.shift.build(input_shape[1])
-
-    def call(self, inputs, training=None):
-        x, label = inputs
-        shape = [-1] + [1] * (len(x.shape) - 2) + [x.shape[-1]]
-        scale = tf.reshape(tf.cast(self.scale(label), x.dtype), shape)
-        shift = tf.reshape(tf.cast(self.shift(label), x.dtype), shape)
-        return self.normalize(x, training=training) * scale + shift
-
-    def compute_output_shape(self, input_shape):
-        return input_shape[0]
-
-    def get_config(self):
-        return {**super().get_config(), "num_classes": self.num_classes}
-
-
-@keras.saving.register_keras_serializable(package="gan_lab")
 class MinibatchStdDev(layers.Layer):
     """Appends one feature map: the standard deviation of each feature over groups of up to 4 samples,
     averaged (Karras et al. 2018, ProGAN). A collapsed generator's batches show a low value D can see."""
@@ -270,6 +238,17 @@ def build_mlp(cfg: DictConfig, **_) -> tuple[keras.Model, keras.Model]:
     return generator, discriminator
 
 
+def conditional_batch_norm(x, label, num_classes: int, batch_norm=layers.BatchNormalization):
+    """Batch norm whose scale and shift are looked up by the class label (de Vries et al. 2017, as in the
+    projection cGAN of Miyato & Koyama 2018), composed of stock Keras layers so that exported generators
+    load with plain ``keras``/``mlflow.keras.load_model``, with or without gan_lab."""
+    channels = x.shape[-1]
+    per_channel = (1,) * (len(x.shape) - 2) + (channels,)
+    scale = layers.Reshape(per_channel)(layers.Embedding(num_classes, channels, embeddings_initializer="ones")(label))
+    shift = layers.Reshape(per_channel)(layers.Embedding(num_classes, channels, embeddings_initializer="zeros")(label))
+    return layers.Add()([layers.Multiply()([batch_norm(center=False, scale=False)(x), scale]), shift])
+
+
 def _conv_generator(cfg: DictConfig, batch_norm) -> keras.Model:
     """Dense 7x7xF0 -> BN -> LReLU -> ConvT F1 s1 -> BN -> LReLU -> ConvT F2 s2 -> BN -> LReLU -> ConvT 1 s2 tanh.
 
@@ -293,7 +272,7 @@ def _conv_generator(cfg: DictConfig, batch_norm) -> keras.Model:
 
     def normalize(x):
         if cfg.get("conditional_bn"):
-            return ConditionalBatchNormalization(cfg.num_classes, batch_norm)([x, inputs[1]])
+            return conditional_batch_norm(x, inputs[1], cfg.num_classes, batch_norm)
         return batch_norm()(x)
 
     h = layers.Dense(7 * 7 * dense_filters, use_bias=False)(h)

@@ -6,10 +6,10 @@ import pytest
 
 from gan_lab.models import (
     MODELS,
-    ConditionalBatchNormalization,
     MinibatchStdDev,
     balanced_assignment,
     build_models,
+    conditional_batch_norm,
     generator_inputs,
     sample_noise,
 )
@@ -119,11 +119,13 @@ def test_infogan_noise_carries_the_code_and_d_recovers_it(compose_cfg):
 def test_conditional_batch_norm_takes_scale_and_shift_from_the_label():
     x = np.random.default_rng(0).normal(2.0, 3.0, (8, 4, 4, 3)).astype("float32")
     labels = np.array([0, 1] * 4, "int32")
-    layer = ConditionalBatchNormalization(2)
+    features, label = keras.Input((4, 4, 3)), keras.Input((), dtype="int32")
+    layer = keras.Model([features, label], conditional_batch_norm(features, label, 2))
     plain = layer([x, labels], training=True).numpy()  # scale 1, shift 0 at start: plain batch norm
     np.testing.assert_allclose(plain, (x - x.mean((0, 1, 2))) / np.sqrt(x.var((0, 1, 2)) + 1e-3), atol=1e-4)
-    layer.scale.embeddings.assign([[1.0, 1.0, 1.0], [2.0, 2.0, 2.0]])
-    layer.shift.embeddings.assign([[0.0, 0.0, 0.0], [5.0, 5.0, 5.0]])
+    scale, shift = [lay for lay in layer.layers if isinstance(lay, keras.layers.Embedding)]
+    scale.embeddings.assign([[1.0, 1.0, 1.0], [2.0, 2.0, 2.0]])
+    shift.embeddings.assign([[0.0, 0.0, 0.0], [5.0, 5.0, 5.0]])
     scaled = layer([x, labels], training=True).numpy()
     np.testing.assert_allclose(scaled[0::2], plain[0::2], atol=1e-5)
     np.testing.assert_allclose(scaled[1::2], 2 * plain[1::2] + 5, atol=1e-4)
@@ -237,12 +239,14 @@ def test_fast_layers_match_stock_keras(compose_cfg):
     assert abs((dropped == 0).mean() - 0.3) < 0.01
     np.testing.assert_array_equal(FastDropout(0.3)(ones, training=False), ones)
 
-    cfg = compose_cfg("model=dcgan").model
-    fast_generator, _ = build_models(cfg, fast=True)
-    noise = np.random.default_rng(1).normal(size=(8, cfg.latent_dim)).astype("float32")
-    exported = stock_generator(cfg, fast_generator)
-    assert all(type(layer).__module__.startswith("keras") for layer in exported.layers)
-    np.testing.assert_allclose(exported(noise, training=False), fast_generator(noise, training=False), atol=1e-5)
+    for model in ("dcgan", "cgan"):  # cgan: conditional batch norm, also of stock layers
+        cfg = compose_cfg(f"model={model}").model
+        fast_generator, _ = build_models(cfg, fast=True)
+        noise = np.random.default_rng(1).normal(size=(8, cfg.latent_dim)).astype("float32")
+        inputs = noise if model == "dcgan" else [noise, np.arange(8, dtype="int32")]
+        exported = stock_generator(cfg, fast_generator)
+        assert all(type(layer).__module__.startswith("keras") for layer in exported.layers)
+        np.testing.assert_allclose(exported(inputs, training=False), fast_generator(inputs, training=False), atol=1e-5)
 
 
 def test_inner_product_matches_keras_dot():
