@@ -45,3 +45,23 @@ def start_tensorflow() -> None:
             for line in captured.read().decode(errors="replace").splitlines(keepends=True):
                 if not START_UP_NOTICES.search(line):
                     sys.stderr.write(line)
+
+
+# The public API for extending gan_lab (README: Extending gan_lab), imported on first use so that
+# ``import gan_lab`` stays light: gan_lab.MODELS.register("mine", config=MyConfig), ...
+PUBLIC = {
+    "MODELS": "gan_lab.models", "LOSSES": "gan_lab.losses", "OPTIMIZERS": "gan_lab.optimizers",
+    "GANLoss": "gan_lab.losses", "ModelConfig": "gan_lab.config", "LossConfig": "gan_lab.config",
+    "OptimizerConfig": "gan_lab.config", "IMAGE_SHAPE": "gan_lab.models",
+}
+__all__ = [*PUBLIC, "start_tensorflow"]
+
+
+def __getattr__(name: str):
+    if name not in PUBLIC:
+        raise AttributeError(f"module 'gan_lab' has no attribute {name!r}")
+    import importlib
+
+    if PUBLIC[name] != "gan_lab.config":
+        start_tensorflow()
+    return getattr(importlib.import_module(PUBLIC[name]), name)

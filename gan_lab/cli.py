@@ -45,7 +45,13 @@ def parse_command(argv: list[str], own: type, shared: tuple[str, ...]) -> tuple[
 
 
 def _keys(own: type, shared: tuple[str, ...]) -> list[str]:
-    return [f.name for f in dataclasses.fields(own)] + [k if k == "seed" else f"{k}.*" for k in shared]
+    return [f.name for f in dataclasses.fields(own)] + [_shared_key(k) for k in shared]
+
+
+def _shared_key(key: str) -> str:
+    """``mlflow.*`` for a group of training keys, ``seed`` or ``plugins`` for one key."""
+    schema = {f.name: f.type for f in dataclasses.fields(Config)}[key]
+    return f"{key}.*" if dataclasses.is_dataclass(schema) else key
 
 
 def _unknown_key(key: str, own: type, shared: tuple[str, ...]) -> str:
@@ -67,7 +73,7 @@ def command_help(doc: str, own: type, shared: tuple[str, ...]) -> str:
         default = "" if f.default in (None, dataclasses.MISSING, "???") else f.default  # "???": OmegaConf's MISSING
         lines.append(f"  {f.name + '=' + str(default):<24} {f.metadata.get('help', '')}".rstrip())
     if shared:
-        shown = ", ".join(k if k == "seed" else f"{k}.*" for k in shared)
+        shown = ", ".join(_shared_key(k) for k in shared)
         lines.append(f"  {shown}: as in training (`python -m gan_lab --cfg job` lists them)")
     return "\n".join(lines)
 

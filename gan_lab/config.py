@@ -47,44 +47,45 @@ class Direction(Enum):
 
 
 @dataclass
-class MLPModelConfig:
-    name: str = MISSING
-    latent_dim: int = MISSING
-    noise: Noise = MISSING
-    generator_units: list[int] = MISSING
-    discriminator_units: list[int] = MISSING
-    leaky_slope: float = MISSING
-    num_classes: int = 0  # > 0: the class-conditional twin (one-hot label at G's and D's input)
+class ModelConfig:
+    """What every model's config holds; a model's own config extends it (``gan_lab.ModelConfig``)."""
+
+    name: str = MISSING  # the registered builder (gan_lab.MODELS)
+    latent_dim: int = 100  # size of G's noise input
+    noise: Noise = Noise.normal
+    num_classes: int = 0  # > 0: class-conditional on labels 0..num_classes-1 (G and D take an int label)
+    code_dim: int = 0  # > 0: InfoGAN's categorical latent code of this many values
 
 
 @dataclass
-class ConvModelConfig:
-    """DCGAN trunk; ``num_classes > 0`` makes it class-conditional (cgan)."""
+class MLPModelConfig(ModelConfig):
+    """The CS231n fully connected GAN; ``num_classes > 0``: its conditional twin (one-hot label at G's and D's input)."""
 
-    name: str = MISSING
-    latent_dim: int = MISSING
-    noise: Noise = MISSING
+    generator_units: list[int] = MISSING
+    discriminator_units: list[int] = MISSING
+    leaky_slope: float = MISSING
+
+
+@dataclass
+class ConvModelConfig(ModelConfig):
+    """DCGAN trunk; ``num_classes > 0`` makes it class-conditional (cgan), ``code_dim > 0`` InfoGAN."""
+
     generator_filters: list[int] = MISSING
     discriminator_filters: list[int] = MISSING
     kernel_size: int = MISSING
     dropout: float = MISSING
     leaky_slope: float = MISSING
-    num_classes: int = 0
     label_embedding_dim: int = 50
     conditional_bn: bool = False  # conditional: G's batch norms take their scale and shift from the label
-    code_dim: int = 0  # InfoGAN: a categorical latent code of this many values, with D's head recovering it
     self_conditioned: bool = False  # with code_dim: D projects the code, on real images the one its head guesses
     spectral_norm: bool = False  # spectral normalisation of D's layers (Miyato et al. 2018)
     minibatch_std: bool = False  # D sees the batch's standard deviation as one more feature map (ProGAN)
 
 
 @dataclass
-class TFGANModelConfig:
+class TFGANModelConfig(ModelConfig):
     """The TF-GAN MNIST example's networks (tensorflow_gan/examples/mnist/networks.py)."""
 
-    name: str = MISSING
-    latent_dim: int = MISSING
-    noise: Noise = MISSING
     dense_units: int = MISSING  # G's first and D's last hidden layer
     generator_filters: list[int] = MISSING  # dense 7x7xF0, then transposed convolutions F1, F2 (stride 2)
     discriminator_filters: list[int] = MISSING
@@ -105,6 +106,15 @@ class LossConfig:
 
 
 @dataclass
+class OptimizerConfig:
+    """What every optimizer's config holds; ``generator`` and ``discriminator`` are each network's keyword
+    arguments of the registered builder (gan_lab.OPTIMIZERS), ``lr`` sets both unless one is given."""
+
+    name: str = MISSING
+    lr: float = MISSING
+
+
+@dataclass
 class AdamParams:
     lr: float = MISSING
     beta_1: float = MISSING
@@ -112,9 +122,7 @@ class AdamParams:
 
 
 @dataclass
-class AdamConfig:
-    name: str = MISSING
-    lr: float = MISSING
+class AdamConfig(OptimizerConfig):
     beta_1: float = MISSING
     beta_2: float = MISSING
     generator: AdamParams = MISSING
@@ -128,9 +136,7 @@ class RMSpropParams:
 
 
 @dataclass
-class RMSpropConfig:
-    name: str = MISSING
-    lr: float = MISSING
+class RMSpropConfig(OptimizerConfig):
     rho: float = MISSING
     generator: RMSpropParams = MISSING
     discriminator: RMSpropParams = MISSING
@@ -219,6 +225,7 @@ class Config:
     sweep: SweepConfig = field(default_factory=SweepConfig)
     seed: int = MISSING
     resume: Optional[str] = None  # an MLflow run id or a run's output folder to continue
+    plugins: list[str] = field(default_factory=list)  # the user's modules to import first (gan_lab/plugins.py)
 
 
 def register_configs() -> None:
@@ -259,8 +266,13 @@ def augment_policies(augment: str) -> list[str]:
     return [p.strip() for p in augment.split(",") if p.strip() and p.strip() != "none"]
 
 
-def typed_config(saved: DictConfig) -> DictConfig:
-    """A run's saved config (resolved, plain YAML) typed again by the schemas of its groups (enums back)."""
+def typed_config(saved: DictConfig, plugin_roots: dict[str, str] | None = None, context: str = "plugins"
+                 ) -> DictConfig:
+    """A run's saved config (resolved, plain YAML) typed again by the schemas of its groups (enums back), the
+    plugins it names imported first (``plugin_roots``: where the run found them, if the launch folder lacks them)."""
+    from gan_lab.plugins import import_plugins
+
+    import_plugins(saved.get("plugins", []), plugin_roots, context)
     presets = [f"{group}={saved[group].name}" for group in ("model", "loss", "optimizer", "data")]
     return OmegaConf.merge(compose_config(presets), saved)
 
@@ -408,16 +420,33 @@ def first_of_sweeps(overrides: list[str]) -> list[str]:
     return single
 
 
+def plugins_of(overrides: list[str]) -> list[str]:
+    """The modules a ``plugins=[a,b]`` (or ``plugins=a``) override names; [] without one."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    for override in OverridesParser.create().parse_overrides(overrides):
+        if override.key_or_group == "plugins" and not override.is_delete():
+            value = override.value()
+            return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+    return []
+
+
 def check_overrides(overrides: list[str], multirun: bool = False) -> DictConfig:
     """Compose and validate the config these command-line overrides give, as Hydra will, and return it
     (without its ``hydra`` node); a multirun is checked at its first job, sweeper params (``+sweep=...``)
     included. Raises ConfigError naming the key and the fix."""
     from hydra.errors import HydraException
 
+    from gan_lab.plugins import import_plugins
+
     try:
         if multirun:
             overrides = first_of_sweeps(overrides)
+        import_plugins(plugins_of(overrides))  # before composing: they register what model=, loss= may name
         cfg = compose_config(overrides, with_hydra=True)
+        if set(cfg.plugins) - set(plugins_of(overrides)):  # named by a preset: theirs too, then compose again
+            import_plugins(cfg.plugins)
+            cfg = compose_config(overrides, with_hydra=True)
         params = cfg.hydra.sweeper.get("params") or {}
         if params and not multirun:
             raise ConfigError(f"the config sweeps {', '.join(params)} (hydra.sweeper.params, e.g. from +sweep=...): "

@@ -19,7 +19,7 @@ import numpy as np
 from gan_lab.cli import run_command
 from gan_lab.config import ConfigError, as_override, check_overrides
 
-SHARED = ("seed", "mlflow", "data", "judge")
+SHARED = ("seed", "mlflow", "data", "judge", "plugins")
 
 
 @dataclass

@@ -130,7 +130,7 @@ class GAN(keras.Model):
             fake_x = augment(fakes, objective.augment, self.seed_generator.next())
         real_logits, _ = self._discriminate(real_x, labels)
         fake_logits, code_logits = self._discriminate(fake_x, fake_labels)
-        g_loss = objective.loss.generator_loss(fake_logits)
+        g_loss = objective.loss.generator_loss(real_logits, fake_logits)
         d_loss = objective.loss.discriminator_loss(real_logits, fake_logits)
 
         def critic(x):  # D on real labels: the penalties look at D around the real data

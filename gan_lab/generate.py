@@ -17,7 +17,7 @@ import numpy as np
 from gan_lab.cli import run_command
 from gan_lab.config import check_overrides
 
-SHARED = ("seed", "mlflow")
+SHARED = ("seed", "mlflow", "plugins")
 
 
 @dataclass

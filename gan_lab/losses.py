@@ -1,8 +1,10 @@
 """GAN losses as paired functions on discriminator logits (TF-GAN style).
 
-Every loss has one signature: ``generator_loss(fake_logits)`` and
-``discriminator_loss(real_logits, fake_logits)``, each returning a float32 scalar.
-Adding a loss is one ``GANLoss`` registration here and one ``conf/loss/<name>.yaml``. Penalties
+Every loss has one signature: ``generator_loss(real_logits, fake_logits)`` and
+``discriminator_loss(real_logits, fake_logits)``, each returning a float32 scalar; G's gradient flows through
+the fake logits only, and most generator losses ignore the real ones (relativistic losses use them).
+Adding a loss is one ``LOSSES.register(name)(GANLoss(...))``, here or in a plugin; ``loss=<name>`` then
+composes ``LossConfig`` (its penalties included) unless a ``conf/loss/<name>.yaml`` preset sets more. Penalties
 on D's gradients (WGAN-GP, R1), which need D itself, are in ``gan_lab/penalties.py``.
 """
 
@@ -11,17 +13,20 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
+from gan_lab.config import LossConfig
 from gan_lab.registry import Registry
 
 
 @dataclass(frozen=True)
 class GANLoss:
-    generator_loss: Callable[[tf.Tensor], tf.Tensor]
+    """A loss as its pair of functions on D's logits, and the logit above which D judges an image real."""
+
+    generator_loss: Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
     discriminator_loss: Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
     real_threshold: float  # D output above this counts as "judged real" (for D accuracy)
 
 
-LOSSES: Registry[GANLoss] = Registry("loss")
+LOSSES: Registry[GANLoss] = Registry("loss", base=LossConfig, default_config=LossConfig)
 
 
 def _bce(logits: tf.Tensor, target: float) -> tf.Tensor:
@@ -30,7 +35,7 @@ def _bce(logits: tf.Tensor, target: float) -> tf.Tensor:
     return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
 
 
-def bce_generator_loss(fake_logits):
+def bce_generator_loss(real_logits, fake_logits):
     """Non-saturating: -log D(G(z))."""
     return _bce(fake_logits, 1.0)
 
@@ -40,7 +45,7 @@ def bce_discriminator_loss(real_logits, fake_logits):
     return _bce(real_logits, 1.0) + _bce(fake_logits, 0.0)
 
 
-def lsgan_generator_loss(fake_logits):
+def lsgan_generator_loss(real_logits, fake_logits):
     """0.5 E[(D(G(z)) - 1)^2]."""
     return 0.5 * tf.reduce_mean(tf.square(tf.cast(fake_logits, tf.float32) - 1.0))
 
@@ -52,7 +57,7 @@ def lsgan_discriminator_loss(real_logits, fake_logits):
     return 0.5 * tf.reduce_mean(tf.square(real - 1.0)) + 0.5 * tf.reduce_mean(tf.square(fake))
 
 
-def hinge_generator_loss(fake_logits):
+def hinge_generator_loss(real_logits, fake_logits):
     """-E[D(G(z))] (Lim & Ye 2017; the SAGAN/BigGAN form)."""
     return -tf.reduce_mean(tf.cast(fake_logits, tf.float32))
 
@@ -64,7 +69,7 @@ def hinge_discriminator_loss(real_logits, fake_logits):
     return tf.reduce_mean(tf.nn.relu(1.0 - real)) + tf.reduce_mean(tf.nn.relu(1.0 + fake))
 
 
-def wasserstein_generator_loss(fake_logits):
+def wasserstein_generator_loss(real_logits, fake_logits):
     """-E[D(G(z))] (Arjovsky et al. 2017)."""
     return -tf.reduce_mean(tf.cast(fake_logits, tf.float32))
 

@@ -5,6 +5,7 @@ functional models. Generators map noise (and, when conditional, an int label) to
 images in [-1, 1]; discriminators map images (and label) to one unbounded logit.
 """
 
+import inspect
 from collections.abc import Callable
 
 import keras
@@ -13,7 +14,7 @@ import tensorflow as tf
 from keras import layers
 from omegaconf import DictConfig
 
-from gan_lab.config import Noise
+from gan_lab.config import ConvModelConfig, MLPModelConfig, ModelConfig, Noise, TFGANModelConfig
 from gan_lab.distribute import replica_seed
 from gan_lab.figures import to_uint8
 from gan_lab.registry import Registry
@@ -22,7 +23,7 @@ IMAGE_SHAPE = (28, 28, 1)
 IMAGE_PIXELS = 28 * 28
 
 ModelBuilder = Callable[..., tuple[keras.Model, keras.Model]]
-MODELS: Registry[ModelBuilder] = Registry("model")
+MODELS: Registry[ModelBuilder] = Registry("model", base=ModelConfig)
 
 
 @keras.saving.register_keras_serializable(package="gan_lab")
@@ -161,15 +162,18 @@ def balanced_assignment(logits: tf.Tensor, iterations: int = 3) -> tf.Tensor:
 def build_models(cfg: DictConfig, fast: bool = False) -> tuple[keras.Model, keras.Model]:
     """(generator, discriminator) for the model config ``cfg`` (the ``model`` group).
 
-    ``fast``: use the training-speed layers (``FusedBatchNormalization``, ``FastDropout``,
-    ``FastLeakyReLU``) instead of Keras' stock ones; weights and maths are the same.
+    ``fast``: the training-speed layers (``FusedBatchNormalization``, ``FastDropout``, ``FastLeakyReLU``) instead
+    of Keras' stock ones, same weights and maths, passed as ``batch_norm=``, ``dropout=``, ``leaky_relu=`` to a
+    builder that takes them; exports rebuild with the stock ones (``stock_generator``).
     """
     if cfg.latent_dim < 1:
         raise ValueError(f"model.latent_dim must be >= 1, got {cfg.latent_dim}")
-    if fast:
-        return MODELS.get(cfg.name)(cfg, batch_norm=FusedBatchNormalization, dropout=FastDropout,
-                                    leaky_relu=FastLeakyReLU)
-    return MODELS.get(cfg.name)(cfg)
+    build = MODELS.get(cfg.name)
+    if not fast:
+        return build(cfg)
+    layers_taken = inspect.signature(build).parameters
+    fast_layers = {"batch_norm": FusedBatchNormalization, "dropout": FastDropout, "leaky_relu": FastLeakyReLU}
+    return build(cfg, **{key: layer for key, layer in fast_layers.items() if key in layers_taken})
 
 
 def stock_generator(cfg: DictConfig, generator: keras.Model) -> keras.Model:
@@ -211,8 +215,8 @@ def generator_inputs(cfg: DictConfig, noise: np.ndarray) -> tuple[np.ndarray, np
     return with_code(noise, codes, cfg.get("code_dim", 0)), labels
 
 
-@MODELS.register("mlp")
-def build_mlp(cfg: DictConfig, **_) -> tuple[keras.Model, keras.Model]:
+@MODELS.register("mlp", config=MLPModelConfig)
+def build_mlp(cfg: DictConfig) -> tuple[keras.Model, keras.Model]:
     """Fully connected G (ReLU, tanh output) and D (LeakyReLU) of the CS231n GAN notebook. With
     ``num_classes``, its conditional twin (Mirza & Osindero 2014): the label, one-hot, joins the
     noise at G's input and the flattened image at D's."""
@@ -327,7 +331,7 @@ def _conv_discriminator(cfg: DictConfig, dropout, leaky_relu) -> keras.Model:
     return keras.Model([image, label], layers.Add(dtype="float32")([logit, projection]), name="discriminator")
 
 
-@MODELS.register("dcgan")
+@MODELS.register("dcgan", config=ConvModelConfig)
 def build_dcgan(
     cfg: DictConfig, batch_norm=layers.BatchNormalization, dropout=layers.Dropout, leaky_relu=layers.LeakyReLU
 ) -> tuple[keras.Model, keras.Model]:
@@ -335,7 +339,7 @@ def build_dcgan(
     return _conv_generator(cfg, batch_norm), _conv_discriminator(cfg, dropout, leaky_relu)
 
 
-@MODELS.register("cgan")
+@MODELS.register("cgan", config=ConvModelConfig)
 def build_cgan(
     cfg: DictConfig, batch_norm=layers.BatchNormalization, dropout=layers.Dropout, leaky_relu=layers.LeakyReLU
 ) -> tuple[keras.Model, keras.Model]:
@@ -345,8 +349,8 @@ def build_cgan(
     return _conv_generator(cfg, batch_norm), _conv_discriminator(cfg, dropout, leaky_relu)
 
 
-@MODELS.register("selfcond")
-@MODELS.register("infogan")
+@MODELS.register("selfcond", config=ConvModelConfig)
+@MODELS.register("infogan", config=ConvModelConfig)
 def build_infogan(
     cfg: DictConfig, batch_norm=layers.BatchNormalization, dropout=layers.Dropout, leaky_relu=layers.LeakyReLU
 ) -> tuple[keras.Model, keras.Model]:
@@ -359,9 +363,9 @@ def build_infogan(
     return _conv_generator(cfg, batch_norm), _conv_discriminator(cfg, dropout, leaky_relu)
 
 
-@MODELS.register("tfgan")
-def build_tfgan(cfg: DictConfig, batch_norm=layers.BatchNormalization, leaky_relu=layers.LeakyReLU,
-                **_) -> tuple[keras.Model, keras.Model]:
+@MODELS.register("tfgan", config=TFGANModelConfig)
+def build_tfgan(cfg: DictConfig, batch_norm=layers.BatchNormalization, leaky_relu=layers.LeakyReLU
+                ) -> tuple[keras.Model, keras.Model]:
     """The TF-GAN MNIST example's unconditional networks: G Dense 1024 -> BN -> ReLU -> Dense 7x7xF0 -> BN ->
     ReLU -> ConvT F1 4x4 s2 -> BN -> ReLU -> ConvT F2 s2 -> BN -> ReLU -> Conv 1 4x4 -> tanh; D (spectrally
     normalised but its logit) Conv 64 4x4 s2 -> LReLU 0.01 -> Conv 128 s2 -> LReLU -> Dense 1024 -> BN ->

@@ -4,9 +4,10 @@ import keras
 import tensorflow as tf
 from omegaconf import DictConfig
 
+from gan_lab.config import AdamConfig, OptimizerConfig, RMSpropConfig
 from gan_lab.registry import Registry
 
-OPTIMIZERS: Registry = Registry("optimizer")
+OPTIMIZERS: Registry = Registry("optimizer", base=OptimizerConfig)
 
 
 def build_optimizer(name: str, params: DictConfig) -> keras.optimizers.Optimizer:
@@ -31,11 +32,11 @@ class FusedAdam(keras.optimizers.Adam):
         )
 
 
-@OPTIMIZERS.register("adam")
+@OPTIMIZERS.register("adam", config=AdamConfig)
 def adam(lr: float, beta_1: float, beta_2: float) -> keras.optimizers.Optimizer:
     return FusedAdam(learning_rate=lr, beta_1=beta_1, beta_2=beta_2)
 
 
-@OPTIMIZERS.register("rmsprop")
+@OPTIMIZERS.register("rmsprop", config=RMSpropConfig)
 def rmsprop(lr: float, rho: float) -> keras.optimizers.Optimizer:
     return keras.optimizers.RMSprop(learning_rate=lr, rho=rho)

@@ -14,7 +14,7 @@ from omegaconf import MISSING
 from gan_lab.cli import run_command
 from gan_lab.config import check_overrides
 
-SHARED = ("mlflow",)
+SHARED = ("mlflow", "plugins")
 
 
 @dataclass

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from gan_lab.cli import run_command
 from gan_lab.config import ConfigError, check_overrides
 
-SHARED = ("mlflow",)
+SHARED = ("mlflow", "plugins")
 ACTIONS = ("reap", "ui")
 
 

@@ -225,10 +225,13 @@ def find_training_run(run_id: str, uri: str | None = None) -> Run:
 
 
 def run_config(run: Run) -> DictConfig:
-    """The config a training run trained with (its ``config.yaml``), typed by the schemas."""
+    """The config a training run trained with (its ``config.yaml``), typed by the schemas, its plugins imported."""
     from gan_lab.config import typed_config
+    from gan_lab.plugins import run_plugins
 
-    return typed_config(OmegaConf.create(mlflow.artifacts.load_text(f"{run.info.artifact_uri}/config.yaml")))
+    saved = OmegaConf.create(mlflow.artifacts.load_text(f"{run.info.artifact_uri}/config.yaml"))
+    context = f"run {run.info.run_id} was trained with plugins={list(saved.get('plugins', []))}"
+    return typed_config(saved, run_plugins(run.data.tags), context)
 
 
 def load_discriminator(run: Run, model_cfg: DictConfig):

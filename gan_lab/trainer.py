@@ -1,6 +1,7 @@
 """Training: build the GAN a config describes, and ``train(cfg)``: fit it, record it, export it."""
 
 import contextlib
+import json
 import math
 import signal
 import sys
@@ -18,6 +19,7 @@ from gan_lab import figures, tracking
 from gan_lab.callbacks import Checkpointer, RunRecorder, stop_on_signals
 from gan_lab.checkpoints import CHECKPOINT_DIR, Checkpoints, write_run_files
 from gan_lab.config import ConfigError, augment_policies, validate
+from gan_lab.plugins import PLUGINS_TAG, import_plugins, plugin_roots
 from gan_lab.data import load_data, make_dataset
 from gan_lab.distribute import fused_steps, is_chief, make_strategy
 from gan_lab.gan import GAN, METRICS, Objective
@@ -92,6 +94,7 @@ def train(cfg: DictConfig, output_dir: str | Path | None = None, tags: dict[str,
     A multi-worker run's other workers train alongside the chief and record nothing (they return None).
     """
     out_dir = Path(output_dir or f"outputs/{time.strftime('%Y-%m-%d/%H-%M-%S')}_{cfg.model.name}-{cfg.loss.name}")
+    import_plugins(cfg.plugins)  # imported already where the command line was checked; not in a sweep's workers
     validate(cfg)
     train_cfg = cfg.train
     chief = is_chief(cfg.distribute)
@@ -132,6 +135,8 @@ def train(cfg: DictConfig, output_dir: str | Path | None = None, tags: dict[str,
     checkpointer = Checkpointer(checkpoints, cfg.checkpoint.every, start_step, carried)
 
     run_tags = {"output_dir": str(out_dir.resolve()), **(tags or {})}
+    if cfg.plugins:
+        run_tags[PLUGINS_TAG] = json.dumps(plugin_roots(cfg.plugins))  # where generate finds them again
     if judge is not None:
         run_tags |= {"judge_key": judge.info["key"], "judge_run_id": judge.info["mlflow_run_id"]}
     mlflow_run = tracking.training_run(cfg, run_tags, run_id) if chief else contextlib.nullcontext()

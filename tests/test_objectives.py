@@ -55,10 +55,10 @@ def test_mode_seeking_pairs_share_labels_and_penalise_alike_samples(compose_cfg,
     g_inputs, noise, fake_labels, codes = gan._generator_inputs(8)
     np.testing.assert_array_equal(fake_labels[:4], fake_labels[4:])  # pair i with i + 4: same digit, other noise
     fakes = gan.generator(g_inputs, training=True)
-    _, g_loss, _, fake_logits = gan._gan_losses(images, labels, fakes, fake_labels, noise, codes)
+    _, g_loss, real_logits, fake_logits = gan._gan_losses(images, labels, fakes, fake_labels, noise, codes)
     ratio = np.abs(fakes[:4] - fakes[4:]).mean() / np.abs(noise[:4] - noise[4:]).mean()
     bce = LOSSES.get("bce")
-    assert float(g_loss) == pytest.approx(float(bce.generator_loss(fake_logits)) + 0.5 / (ratio + 1e-5), rel=1e-5)
+    assert float(g_loss) == pytest.approx(float(bce.generator_loss(real_logits, fake_logits)) + 0.5 / (ratio + 1e-5), rel=1e-5)
 
 
 def test_mode_seeking_pairs_share_infogan_codes(compose_cfg):
@@ -83,7 +83,7 @@ def test_infogan_adds_the_codes_cross_entropy_to_both_losses_with_their_weights(
     gan.seed_generator.state.assign(state)
     objective = Objective(bce, mutual_information=0.5, generator_mutual_information=0.25)
     (d_loss, g_loss, *_), _, _ = losses_with(gan, objective, images, labels)
-    assert float(g_loss) == pytest.approx(float(bce.generator_loss(fake_logits) + 0.25 * information), rel=1e-5)
+    assert float(g_loss) == pytest.approx(float(bce.generator_loss(real_logits, fake_logits) + 0.25 * information), rel=1e-5)
     assert float(d_loss) == pytest.approx(float(bce.discriminator_loss(real_logits, fake_logits) + 0.5 * information),
                                           rel=1e-5)
 
@@ -95,7 +95,7 @@ def test_weight_decay_reaches_the_losses(compose_cfg, batch):
     (d_loss, g_loss, real, fake), _, _ = losses_with(gan, Objective(wgan), images, labels)
     decay = [float(tf.add_n(network.losses)) for network in (gan.generator, gan.discriminator)]
     assert all(value > 0 for value in decay)
-    assert float(g_loss) == pytest.approx(float(wgan.generator_loss(fake)) + decay[0], rel=1e-5)
+    assert float(g_loss) == pytest.approx(float(wgan.generator_loss(real, fake)) + decay[0], rel=1e-5)
     assert float(d_loss) == pytest.approx(float(wgan.discriminator_loss(real, fake)) + decay[1], rel=1e-5)
 
 
