@@ -120,7 +120,7 @@ def test_keras_download_is_checked_like_local_files(fashion, monkeypatch):
 
 
 def test_unknown_dataset_names_the_valid_ones():
-    with pytest.raises(ConfigError, match="data.name=cifar10: no such dataset; one of fashion_mnist, mnist"):
+    with pytest.raises(ConfigError, match="data.name=cifar10: no such dataset; one of fashion_mnist, folder, mnist, npz"):
         check_overrides(["data.name=cifar10"])
     with pytest.raises(DataError, match="data.name=cifar10: no such dataset; one of mnist, fashion_mnist"):
         load_data("anywhere", Split.test, name="cifar10")
@@ -128,10 +128,10 @@ def test_unknown_dataset_names_the_valid_ones():
 
 def test_every_data_preset_names_a_dataset_the_loader_knows(compose_cfg):
     from gan_lab.config import CONF_DIR
-    from gan_lab.data import DATASETS
+    from gan_lab.data import DATASETS, OWN_SOURCES
 
     presets = sorted(path.stem for path in (CONF_DIR / "data").glob("*.yaml"))
-    assert presets == sorted(DATASETS) == ["fashion_mnist", "mnist"]
+    assert presets == sorted([*DATASETS, *OWN_SOURCES]) == ["fashion_mnist", "folder", "mnist", "npz"]
     assert all(compose_cfg(f"data={name}").data.name == name for name in presets)
 
 
