@@ -139,8 +139,9 @@ def test_judge_key_differs_by_dataset_for_the_same_arrays(compose_cfg):
     images = np.zeros((4, 28, 28, 1), np.float32)
     fit = held = (images, np.arange(4, dtype=np.int32))
     judge_cfg = compose_cfg().judge
-    assert judge_key(judge_cfg, fit, held, "mnist") != judge_key(judge_cfg, fit, held, "fashion_mnist")
-    assert judge_key(judge_cfg, fit, held, "mnist") == judge_key(judge_cfg, fit, held, "mnist")
+    mnist, fashion = DATASETS["mnist"].classes, DATASETS["fashion_mnist"].classes
+    assert judge_key(judge_cfg, fit, held, "mnist", mnist) != judge_key(judge_cfg, fit, held, "fashion_mnist", fashion)
+    assert judge_key(judge_cfg, fit, held, "mnist", mnist) == judge_key(judge_cfg, fit, held, "mnist", mnist)
 
 
 class RecordingClient:
@@ -165,7 +166,7 @@ def test_judge_figures_name_the_datasets_classes(monkeypatch, dataset, classes):
     monkeypatch.setattr(judge_module, "MlflowClient", RecordingClient)
     monkeypatch.setattr(RecordingClient, "images", [])
     judge = Judge(model=None, reference=None, reference_labels=None,
-                  info={"dataset": dataset, "key": "k", "real": {"counts": [10] * 10}})
+                  info={"dataset": dataset, "classes": classes, "key": "k", "real": {"counts": [10] * 10}})
     log_judgement("run", judge, {"counts": list(range(10)), "confusion": np.eye(10, dtype=int).tolist()}, step=1)
     assert RecordingClient.images == ["label_histogram", "confusion_matrix"]
     histogram, confusion = (fig.axes[0] for fig in drawn)
