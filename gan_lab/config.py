@@ -144,10 +144,10 @@ class RMSpropConfig(OptimizerConfig):
 
 @dataclass
 class DataConfig:
-    name: str = MISSING  # a dataset of gan_lab.data.DATASETS with its conf/data/<name>.yaml: mnist, fashion_mnist
-    path: Optional[str] = None  # IDX folder or .npz; None: the dataset's env var, else Keras download
-    split: Split = Split.train
-    verify: bool = True  # check local files against the canonical checksums
+    name: str = MISSING  # conf/data/<name>.yaml: mnist, fashion_mnist (gan_lab.data.DATASETS); folder, npz: own images
+    path: Optional[str] = None  # IDX folder or .npz; None: the dataset's env var, else Keras download (own: required)
+    split: Split = Split.train  # own images have no splits: ignored
+    verify: bool = True  # check local files against the canonical checksums (own images: none to check)
 
 
 @dataclass
@@ -328,10 +328,13 @@ def validate(cfg: DictConfig) -> None:
     datasets = sorted(path.stem for path in (CONF_DIR / "data").glob("*.yaml"))  # each names its data.py entry
     if cfg.data.name not in datasets:
         raise ConfigError(f"data.name={cfg.data.name}: no such dataset; one of {', '.join(datasets)} (data=<name>)")
+    from gan_lab.data import OWN_SOURCES
+
+    wanted = OWN_SOURCES.get(cfg.data.name, "the dataset's IDX .gz files or an .npz")
+    if cfg.data.path is None and cfg.data.name in OWN_SOURCES:
+        raise ConfigError(f"data={cfg.data.name} needs data.path: point it at {wanted}")
     if cfg.data.path is not None and not Path(cfg.data.path).expanduser().exists():
-        raise ConfigError(
-            f"data.path={cfg.data.path}: no such file or folder; point it at the dataset's IDX .gz files or an .npz"
-        )
+        raise ConfigError(f"data.path={cfg.data.path}: no such file or folder; point it at {wanted}")
     if cfg.distribute.devices is not None and cfg.distribute.strategy != Strategy.mirrored:
         raise ConfigError(f"distribute.devices={cfg.distribute.devices}: only distribute=mirrored replicates over "
                           "devices; drop it or add distribute=mirrored")

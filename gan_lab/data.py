@@ -1,5 +1,6 @@
-"""MNIST and Fashion-MNIST loading (Keras' checksummed download, or local IDX .gz files / an .npz)
-and the training pipeline over it (``make_dataset``).
+"""The data a config names (``load``): MNIST and Fashion-MNIST (Keras' checksummed download, or local IDX
+.gz files / an .npz), or the user's own images (``OWN_SOURCES``), and the training pipeline over them
+(``make_dataset``).
 
 ``load_data`` returns images as float32 (N, 28, 28, 1) in [-1, 1] and int32 labels of the dataset
 named by ``data.name`` (``DATASETS``). Both datasets use the same four IDX file names, so each has its
@@ -10,6 +11,11 @@ Verification (``data.verify=true``) is against the canonical files: the IDX .gz 
 dataset, and for MNIST also Keras' ``mnist.npz``. Keras publishes no Fashion-MNIST .npz, so an .npz
 given for it cannot be verified: that is an error unless ``data.verify=false``. Any source, verified
 or not, must hold uint8 N x 28 x 28 images and as many labels, each one of the dataset's classes.
+
+Own images have no splits and no canonical copy (data.split and data.verify do not apply): ``data=folder``
+reads one subfolder of PNG/JPEG images per class (sorted by name; label = index), converting any image
+that is not 28x28 grayscale; ``data=npz`` reads the arrays ``images``, ``labels`` and ``classes``. A flat
+folder, or an .npz without ``labels``, is unlabelled: ``Data.labels`` is None and ``Data.classes`` empty.
 """
 
 import gzip
@@ -19,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from omegaconf import DictConfig
 
 from gan_lab.config import Split
 
@@ -30,6 +37,14 @@ IDX_FILES = {
     Split.test: ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
 IDX_MAGIC = {2051: 3, 2049: 1}  # magic number -> number of dimensions (images, labels)
+
+# data.name of the user's own images (conf/data/<name>.yaml) -> what data.path must point at
+OWN_SOURCES = {
+    "folder": "a folder of PNG or JPEG images, one subfolder per class (images alone: unlabelled)",
+    "npz": "an .npz with arrays images (uint8 N x 28 x 28) and optionally labels (0..K-1) and classes (K names)",
+}
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+NPZ_LAYOUT = "np.savez(path, images=<uint8 N x 28 x 28>, labels=<integers 0..K-1>, classes=<K names>)"
 
 
 @dataclass(frozen=True)
@@ -77,11 +92,39 @@ class DataError(RuntimeError):
     """The data could not be loaded; the message says which file and how to fix it."""
 
 
+@dataclass(frozen=True)
+class Data:
+    """The images a config's ``data`` names, ready to train on."""
+
+    name: str  # data.name
+    title: str  # how messages name it: "MNIST", "data.path=<folder>"
+    images: np.ndarray  # float32 (N, 28, 28, 1) in [-1, 1]
+    labels: np.ndarray | None  # int32 (N,), each an index into classes; None: unlabelled
+    classes: tuple[str, ...]  # label -> name; empty when unlabelled
+    split: Split | None  # the split loaded; None: own images, which have no splits
+
+
 def get_dataset(name: str) -> Dataset:
     """The dataset ``data.name`` names; DataError listing the valid names if none."""
     if name not in DATASETS:
         raise DataError(f"data.name={name}: no such dataset; one of {', '.join(DATASETS)} (data=<name>)")
     return DATASETS[name]
+
+
+def load(data_cfg: DictConfig, split: Split | None = None) -> Data:
+    """The data of ``data_cfg`` (a config's ``data``): its split (or ``split``) of MNIST or Fashion-MNIST, or all
+    of the user's own images (data=folder, data=npz)."""
+    if data_cfg.name in OWN_SOURCES:
+        title = f"data.path={data_cfg.path}"
+        if data_cfg.path is None:
+            raise DataError(f"data={data_cfg.name} needs data.path=<{OWN_SOURCES[data_cfg.name]}>")
+        read = _read_folder if data_cfg.name == "folder" else _read_own_npz
+        images, labels, classes = read(Path(data_cfg.path).expanduser(), title)
+        return Data(data_cfg.name, title, scale_images(images), labels, classes, split=None)
+    dataset = get_dataset(data_cfg.name)
+    split = split or data_cfg.split
+    images, labels = load_data(data_cfg.path, split, data_cfg.verify, data_cfg.name)
+    return Data(dataset.name, dataset.title, images, labels, dataset.classes, split)
 
 
 def load_data(path: str | None = None, split: Split = Split.train, verify: bool = True, name: str = "mnist"):
@@ -227,8 +270,133 @@ def _keras_download(dataset: Dataset, split: Split):
     return _read_idx_split(Path(cached).parent, split, True, dataset)
 
 
-def make_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int, start_step: int = 0):
-    """Endless in-memory batches of (image, label) from training step ``start_step`` on.
+def _visible(folder: Path) -> list[Path]:
+    """The entries of ``folder`` by name, hidden ones (.DS_Store, ...) left out."""
+    return sorted(entry for entry in folder.iterdir() if not entry.name.startswith("."))
+
+
+def _image_files(folder: Path, title: str) -> list[Path]:
+    """The PNG and JPEG files of ``folder``; DataError naming anything else in it."""
+    files = _visible(folder)
+    for entry in files:
+        if entry.is_dir():
+            raise DataError(f"{entry}: a folder inside {folder}; {title} is read one level deep (one subfolder of "
+                            "images per class): move its images up, or the folder out")
+        if entry.suffix.lower() not in IMAGE_SUFFIXES:
+            raise DataError(f"{entry}: not a PNG or JPEG image ({', '.join(IMAGE_SUFFIXES)}); convert it, or move it "
+                            f"out of {title}")
+    return files
+
+
+def _read_images(files: list[Path], title: str) -> np.ndarray:
+    """uint8 (N, 28, 28) of image files: 28x28 grayscale ones as they are, others converted, with one line
+    saying how many were."""
+    from PIL import Image
+
+    images, converted = np.empty((len(files), 28, 28), np.uint8), 0
+    for i, file in enumerate(files):
+        try:
+            with Image.open(file, formats=("PNG", "JPEG")) as image:
+                image.load()  # decode it all now, so a truncated file fails here
+                if image.mode != "L" or image.size != (28, 28):
+                    image = image.convert("L").resize((28, 28), Image.Resampling.LANCZOS)
+                    converted += 1
+                images[i] = np.asarray(image)
+        except (OSError, ValueError, Image.DecompressionBombError) as err:
+            raise DataError(f"{file}: not a readable PNG or JPEG image ({err}); replace it with a good copy, "
+                            "or remove it") from None
+    if converted:
+        print(f"{title}: converted {converted} of {len(files)} images to 28x28 grayscale")
+    return images
+
+
+def _read_folder(folder: Path, title: str):
+    """(uint8 images, int32 labels or None, class names) of a folder of class subfolders, or of images alone."""
+    if not folder.is_dir():
+        raise DataError(f"{title} is not a folder: data=folder reads {OWN_SOURCES['folder']} (data=npz reads an .npz)")
+    entries = _visible(folder)
+    class_folders = [entry for entry in entries if entry.is_dir()]
+    if not class_folders:
+        files = _image_files(folder, title)
+        if not files:
+            raise DataError(f"{title} holds no images: put PNG or JPEG images in it, one subfolder per class "
+                            "(or all in the folder itself, unlabelled)")
+        return _read_images(files, title), None, ()
+    loose = [entry for entry in entries if not entry.is_dir()]
+    if loose:
+        raise DataError(f"{loose[0]}: {title} has class subfolders ({', '.join(f.name for f in class_folders)}), "
+                        "so every image belongs in one of them; move this file into its class folder, or out")
+    files, labels = [], []
+    for label, class_folder in enumerate(class_folders):
+        found = _image_files(class_folder, title)
+        if not found:
+            raise DataError(f"class folder {class_folder} holds no images: add PNG or JPEG images of "
+                            f"{class_folder.name!r} to it, or remove it")
+        files += found
+        labels += [label] * len(found)
+    return _read_images(files, title), np.asarray(labels, np.int32), tuple(f.name for f in class_folders)
+
+
+def _read_own_npz(file: Path, title: str):
+    """(uint8 images, int32 labels or None, class names) of an .npz of ``images``, ``labels`` and ``classes``."""
+    import zipfile
+
+    if not file.is_file():
+        raise DataError(f"{title} is not a file: data=npz reads {OWN_SOURCES['npz']} (data=folder reads a folder)")
+    try:
+        loaded = np.load(file, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError("one .npy array, not named arrays")
+        with loaded as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise DataError(f"{file}: not a readable .npz of arrays ({err}); write it with {NPZ_LAYOUT}") from None
+    if "images" not in arrays:
+        keras_like = " (Keras' mnist.npz: data=mnist data.path=<it>)" if "x_train" in arrays else ""
+        raise DataError(f"{file} has no 'images' array (it holds {', '.join(arrays) or 'none'}){keras_like}; "
+                        f"write it with {NPZ_LAYOUT}")
+    images = arrays["images"]
+    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise DataError(f"{file}: 'images' must be uint8 N x 28 x 28 (grayscale 0-255), got {images.dtype} "
+                        f"{images.shape}; convert them before saving (data=folder converts PNG/JPEG images itself)")
+    if not len(images):
+        raise DataError(f"{file}: 'images' holds no images; write it with {NPZ_LAYOUT}")
+    if "labels" not in arrays:
+        if "classes" in arrays:
+            raise DataError(f"{file} names 'classes' but has no 'labels'; add a label per image, or drop 'classes' "
+                            "for unlabelled data")
+        return images, None, ()
+    labels = arrays["labels"]
+    if labels.shape != (len(images),):
+        raise DataError(f"{file}: {len(images)} images but 'labels' of shape {labels.shape}; one label per image "
+                        "needed")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(f"{file}: 'labels' must be integers 0..K-1, got {labels.dtype}; save labels.astype(int)")
+    named = "classes" in arrays
+    if named:
+        names = arrays["classes"]
+        if names.ndim != 1 or names.dtype.kind not in "US":
+            raise DataError(f"{file}: 'classes' must be a list of K names (strings), got {names.dtype} {names.shape}")
+        classes = tuple(str(name.decode() if isinstance(name, bytes) else name) for name in names)
+        if len(set(classes)) != len(classes):
+            raise DataError(f"{file}: 'classes' names a class twice ({', '.join(classes)}); give one name per class")
+    else:
+        classes = tuple(str(label) for label in range(max(labels.max() + 1, 1)))
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= len(classes):
+        count = f"'classes' names {len(classes)}" if named else "K: the largest label + 1"
+        raise DataError(f"{file}: labels must lie in 0..{len(classes) - 1} ({count}), found {low}..{high}; "
+                        "renumber the labels" + (", or give one name per label in 'classes'" if named else ""))
+    empty = [label for label, count in enumerate(np.bincount(labels, minlength=len(classes))) if not count]
+    if empty:
+        raise DataError(f"{file}: class {classes[empty[0]]!r} (label {empty[0]}) has no images; every label 0..K-1 "
+                        "needs some: renumber the labels" + (", or drop its name from 'classes'" if named else ""))
+    return images, labels.astype(np.int32), classes
+
+
+def make_dataset(images: np.ndarray, labels: np.ndarray | None, batch_size: int, seed: int, start_step: int = 0):
+    """Endless in-memory batches of (image, label), or of images alone for unlabelled data (``labels`` None),
+    from training step ``start_step`` on.
 
     Each epoch is a permutation drawn from ``(seed, epoch)`` alone, its partial last batch
     dropped, so a resumed run sees the same batches as an uninterrupted one. Use with ``fit(...,
@@ -238,7 +406,11 @@ def make_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: 
 
     steps_per_epoch = len(images) // batch_size
     first_epoch, skip = divmod(start_step, steps_per_epoch)
-    images, labels = tf.constant(images), tf.constant(labels)
+    images = tf.constant(images)
+    labels = None if labels is None else tf.constant(labels)
+
+    def batch(index):
+        return tf.gather(images, index) if labels is None else (tf.gather(images, index), tf.gather(labels, index))
 
     def epoch_batches(epoch):
         order = tf.random.experimental.stateless_shuffle(tf.range(len(images)), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
@@ -248,5 +420,5 @@ def make_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: 
         tf.data.Dataset.range(first_epoch, 2**62)
         .flat_map(epoch_batches)
         .skip(skip)
-        .map(lambda index: (tf.gather(images, index), tf.gather(labels, index)))
+        .map(batch)
     )

@@ -79,7 +79,8 @@ def histogram_figure(counts: list[int], real_counts: list[int] | None = None, *,
         ax.scatter(labels, share, color="black", marker="_", s=400, zorder=3, label="real held-out")
     ax.axhline(1 / len(counts), color="gray", linestyle=":", linewidth=1)
     _class_ticks(ax.xaxis, classes)
-    ax.set(xlabel="class predicted by the judge", ylabel="share of samples", title="Label histogram")
+    ax.set(xlabel="class predicted by the judge", ylabel="share of samples",
+           title=f"Label histogram ({len(classes)} classes)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     return _rgb(fig)
@@ -98,7 +99,7 @@ def confusion_figure(confusion: list[list[int]], classes: Sequence[str]) -> np.n
                     color="white" if rate > 0.5 else "black")
     _class_ticks(ax.xaxis, classes)
     ax.yaxis.set_ticks(range(len(classes)), classes, fontsize=8)
-    ax.set(xlabel="judged as", ylabel="asked for", title="Conditional confusion")
+    ax.set(xlabel="judged as", ylabel="asked for", title=f"Conditional confusion ({len(classes)} classes)")
     fig.colorbar(image, ax=ax, fraction=0.046)
     fig.tight_layout()
     return _rgb(fig)

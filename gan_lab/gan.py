@@ -41,9 +41,10 @@ class GAN(keras.Model):
     """Generator and discriminator trained together: per batch, ``d_steps - 1`` discriminator-only
     updates, then one simultaneous update of both (the TensorFlow DCGAN tutorial's step).
 
-    ``fit`` on batches of ``(images, labels)`` reports the epoch means of the D and G losses
-    and of D's accuracy on real and on generated images. Built under a ``tf.distribute`` strategy's
-    scope, each replica trains on its part of the batch with its own noise (``gan_lab/distribute.py``).
+    ``fit`` on batches of ``(images, labels)``, or of images alone (unlabelled data), reports the epoch
+    means of the D and G losses and of D's accuracy on real and on generated images. Built under a
+    ``tf.distribute`` strategy's scope, each replica trains on its part of the batch with its own noise
+    (``gan_lab/distribute.py``).
     """
 
     def __init__(self, generator, discriminator, latent_dim: int, noise: Noise, num_classes: int, seed: int,
@@ -163,7 +164,7 @@ class GAN(keras.Model):
         self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_weights))
 
     def train_step(self, data):
-        images, labels = data
+        images, labels = data if isinstance(data, tuple) else (data, None)  # unlabelled data: images alone
         for _ in range(self.objective.d_steps - 1):
             self._discriminator_step(images, labels)
         g_inputs, noise, fake_labels, codes = self._generator_inputs(tf.shape(images)[0])

@@ -1,19 +1,22 @@
 """The judge: a classifier of the configured dataset that scores generated images, and its real-data ceilings.
 
-A small CNN (two Conv2D with MaxPooling, Flatten, two Dense, softmax) trained by gan_lab on the
-configured data and cached on disk under a key of its architecture, dataset, data and settings. Its
-penultimate layer gives the features for the Fréchet distance and precision/recall.
+A small CNN (two Conv2D with MaxPooling, Flatten, two Dense, a softmax over the dataset's K classes)
+trained by gan_lab on the configured data and cached on disk under a key of its architecture, dataset,
+data (images, labels and class names) and settings. Its penultimate layer gives the features for the
+Fréchet distance and precision/recall. It needs labelled data of at least two classes (``unjudgeable``).
 
 Data: with ``data.split=train`` the judge trains on the train split and holds out the test
-split; with ``data.split=test`` it trains on a ``1 - judge.holdout`` share and holds out the
-rest. The held-out images are halved: one half is the real *reference* that samples are
-compared with, the other is judged like a sample set to give the real-data ceilings.
+split; with ``data.split=test``, and for own images (data=folder, data=npz), which have no splits, it
+trains on a ``1 - judge.holdout`` share and holds out the rest. The held-out images are halved: one
+half is the real *reference* that samples are compared with, the other is judged like a sample set to
+give the real-data ceilings; each class needs more than ``judge.k`` images in each half.
 
 ``python -m gan_lab.judge [data.*] [judge.*] [mlflow.*]`` trains (or loads) the judge and prints its figures.
 """
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import sys
@@ -29,17 +32,23 @@ from omegaconf import DictConfig
 
 from gan_lab import figures, tracking
 from gan_lab.config import Split
-from gan_lab.data import get_dataset, load_data, scale_images
+from gan_lab.data import Data, DataError, load, scale_images
 from gan_lab.metrics import SCALARS, sample_metrics
 from gan_lab.models import IMAGE_SHAPE, predict
 from gan_lab.sampling import draw
 
-ARCHITECTURE = "conv32x3-maxpool-conv64x3-maxpool-flatten-dense128-dense10-softmax/v2"  # v2: reference labels
+# v2: reference labels; v3: K outputs, the dataset's classes, their names in the key and judge.json
+ARCHITECTURE = "conv32x3-maxpool-conv64x3-maxpool-flatten-dense128-dense{classes}-softmax/v3"
 JUDGE_KEY_TAG = "gan_lab.judge_key"
 
 
-def build_classifier() -> keras.Model:
-    """image in [-1, 1] -> (class probabilities, 128 penultimate features)."""
+def architecture(num_classes: int) -> str:
+    """The judge's architecture with ``num_classes`` outputs, as its key and records name it."""
+    return ARCHITECTURE.format(classes=num_classes)
+
+
+def build_classifier(num_classes: int) -> keras.Model:
+    """image in [-1, 1] -> (probabilities of ``num_classes`` classes, 128 penultimate features)."""
     image = keras.Input((28, 28, 1), name="image")
     h = keras.layers.Conv2D(32, 3, activation="relu")(image)
     h = keras.layers.MaxPooling2D()(h)
@@ -47,7 +56,7 @@ def build_classifier() -> keras.Model:
     h = keras.layers.MaxPooling2D()(h)
     h = keras.layers.Flatten()(h)
     features = keras.layers.Dense(128, activation="relu", name="features")(h)
-    probs = keras.layers.Dense(10, activation="softmax", name="probs")(features)
+    probs = keras.layers.Dense(num_classes, activation="softmax", name="probs")(features)
     return keras.Model(image, [probs, features], name="judge")
 
 
@@ -56,7 +65,7 @@ class Judge:
     model: keras.Model  # image -> (probs, features)
     reference: np.ndarray  # features of the real reference images
     reference_labels: np.ndarray  # their classes (for per-class recall of conditional samples)
-    info: dict  # key, dataset, settings, accuracies, real-data ceilings ("real": {...}), MLflow run id
+    info: dict  # key, dataset, classes, settings, accuracies, real-data ceilings ("real": {...}), MLflow run id
 
     def outputs(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(probs, features) of uint8 (N, 28, 28) images, or float (N, 28, 28, 1) in [-1, 1]."""
@@ -72,8 +81,8 @@ class Judge:
 
     @property
     def classes(self) -> tuple[str, ...]:
-        """The names of its labels (digits, or Fashion-MNIST's clothes)."""
-        return get_dataset(self.info["dataset"]).classes
+        """The names of its labels (digits, Fashion-MNIST's clothes, an own dataset's class folders)."""
+        return tuple(self.info["classes"])
 
     @property
     def ceilings(self) -> dict[str, float]:
@@ -88,11 +97,23 @@ def _fingerprint(*arrays: np.ndarray) -> str:
     return digest.hexdigest()[:16]
 
 
-def judge_data(data_cfg: DictConfig, holdout: float, seed: int):
-    """((fit images, labels), (held-out images, labels)) for the judge, as described above."""
-    images, labels = load_data(data_cfg.path, data_cfg.split, data_cfg.verify, data_cfg.name)
-    if data_cfg.split == Split.train:
-        return (images, labels), load_data(data_cfg.path, Split.test, data_cfg.verify, data_cfg.name)
+def unjudgeable(data: Data) -> str | None:
+    """Why the judge, a classifier, cannot be trained on ``data`` (no labels, one class), or None."""
+    if data.labels is None:
+        return f"{data.title} is unlabelled and the judge is a classifier of its classes"
+    if len(data.classes) < 2:
+        return f"{data.title} has one class ({data.classes[0]!r}) and the judge, a classifier, needs two or more"
+    return None
+
+
+def judge_data(data_cfg: DictConfig, holdout: float, seed: int, data: Data | None = None):
+    """((fit images, labels), (held-out images, labels)) for the judge, as described above; ``data``: the
+    data of ``data_cfg`` if already loaded."""
+    data = load(data_cfg) if data is None else data
+    images, labels = data.images, data.labels
+    if data.split == Split.train:
+        test = load(data_cfg, Split.test)
+        return (images, labels), (test.images, test.labels)
     if not 0 < holdout < 1:
         raise ValueError(f"judge.holdout must lie strictly between 0 and 1, got {holdout}")
     order = np.random.default_rng(seed).permutation(len(images))
@@ -100,12 +121,29 @@ def judge_data(data_cfg: DictConfig, holdout: float, seed: int):
     return (images[fit], labels[fit]), (images[held], labels[held])
 
 
-def judge_key(judge_cfg: DictConfig, fit, held, dataset: str) -> str:
-    """The cache key: architecture, ``dataset`` (data.name; named, not only fingerprinted, so a judge never
-    serves another dataset's class names), the arrays and the settings."""
+def check_class_sizes(fit, held, classes: tuple[str, ...], judge_cfg: DictConfig, title: str) -> None:
+    """DataError unless every class is in the fit share and has more than ``judge.k`` images in each held-out
+    half (reference and ceiling), which per-class recall and the precision/recall manifolds need."""
+    fit_counts = np.bincount(fit[1], minlength=len(classes))
+    halves = [np.bincount(held[1][start::2], minlength=len(classes)) for start in (0, 1)]
+    for label, name in enumerate(classes):
+        if fit_counts[label] < 1 or min(half[label] for half in halves) <= judge_cfg.k:
+            total = fit_counts[label] + sum(half[label] for half in halves)
+            suggested = math.ceil(2 * (judge_cfg.k + 1) / judge_cfg.holdout) + 1
+            raise DataError(
+                f"{title}: class {name!r} has {total} images, too few for the judge: it needs more than "
+                f"judge.k={judge_cfg.k} of each class in each half of its held-out share (judge.holdout="
+                f"{judge_cfg.holdout}), here {halves[0][label]} and {halves[1][label]}. Add images (about "
+                f"{suggested} or more per class), or train without the judge: judge.enabled=false"
+            )
+
+
+def judge_key(judge_cfg: DictConfig, fit, held, dataset: str, classes: tuple[str, ...]) -> str:
+    """The cache key: architecture, ``dataset`` (data.name) and its ``classes`` (named, not only
+    fingerprinted, so a judge never serves other class names), the arrays and the settings."""
     settings = {k: judge_cfg[k] for k in ("epochs", "batch_size", "holdout", "seed", "k")}
-    spec = {"architecture": ARCHITECTURE, "dataset": dataset, **settings, "fit": _fingerprint(*fit),
-            "held": _fingerprint(*held)}
+    spec = {"architecture": architecture(len(classes)), "dataset": dataset, "classes": list(classes), **settings,
+            "fit": _fingerprint(*fit), "held": _fingerprint(*held)}
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -114,13 +152,14 @@ def _accuracy(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> flo
     return float((probs.argmax(axis=1) == labels).mean())
 
 
-def train_judge(judge_cfg: DictConfig, fit, held, key: str, dataset: str) -> Judge:
-    """Train the classifier and compute the real-data reference and ceilings."""
+def train_judge(judge_cfg: DictConfig, fit, held, key: str, data: Data) -> Judge:
+    """Train the classifier of ``data``'s classes and compute the real-data reference and ceilings."""
     keras.utils.set_random_seed(judge_cfg.seed)
-    model = build_classifier()
+    model = build_classifier(len(data.classes))
     trainable = keras.Model(model.input, model.output[0])
     trainable.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    print(f"Training the judge {key} on {len(fit[0])} {get_dataset(dataset).title} images, {len(held[0])} held out")
+    print(f"Training the judge {key} on {len(fit[0])} images of {data.title} ({len(data.classes)} classes), "
+          f"{len(held[0])} held out")
     trainable.fit(*fit, epochs=judge_cfg.epochs, batch_size=judge_cfg.batch_size, shuffle=True,
                   verbose=1 if sys.stdout.isatty() else 2)
 
@@ -129,8 +168,9 @@ def train_judge(judge_cfg: DictConfig, fit, held, key: str, dataset: str) -> Jud
     judge = Judge(model, reference=predict(model, reference_x)[1], reference_labels=reference_y, info={})
     judge.info = {
         "key": key,
-        "dataset": dataset,
-        "architecture": ARCHITECTURE,
+        "dataset": data.name,
+        "classes": list(data.classes),
+        "architecture": architecture(len(data.classes)),
         **{k: judge_cfg[k] for k in ("epochs", "batch_size", "holdout", "seed", "k")},
         "n_fit": len(fit[0]),
         "n_holdout": len(held_x),
@@ -167,19 +207,26 @@ def _load(folder: Path) -> Judge:
     )
 
 
-def get_judge(cfg: DictConfig) -> Judge:
-    """The judge for ``cfg.data`` and ``cfg.judge``: from the cache, else trained and cached.
+def get_judge(cfg: DictConfig, data: Data | None = None) -> Judge:
+    """The judge for ``cfg.data`` (``data``: its data, if already loaded) and ``cfg.judge``: from the cache,
+    else trained and cached. DataError, before anything is logged, for data it cannot judge.
 
     Either way it is logged once to the MLflow store of ``cfg.mlflow``; its run id is in
     ``judge.info["mlflow_run_id"]``.
     """
-    fit, held = judge_data(cfg.data, cfg.judge.holdout, cfg.judge.seed)
-    key = judge_key(cfg.judge, fit, held, cfg.data.name)
+    data = load(cfg.data) if data is None else data
+    reason = unjudgeable(data)
+    if reason:
+        raise DataError(f"{reason}: give its images labels of two classes or more (one subfolder per class, or a "
+                        "'labels' array in the .npz)")
+    fit, held = judge_data(cfg.data, cfg.judge.holdout, cfg.judge.seed, data)
+    check_class_sizes(fit, held, data.classes, cfg.judge, data.title)
+    key = judge_key(cfg.judge, fit, held, data.name, data.classes)
     folder = Path(cfg.judge.cache_dir).expanduser() / key
     if (folder / "judge.json").is_file():
         judge = _load(folder)
     else:
-        judge = train_judge(cfg.judge, fit, held, key, cfg.data.name)
+        judge = train_judge(cfg.judge, fit, held, key, data)
         _save(judge, folder)
     judge.info["mlflow_run_id"] = _log_once(judge, cfg)
     return judge
@@ -235,14 +282,14 @@ def log_judgement(run_id: str, judge: Judge, result: dict, step: int, prefix: st
     if "confusion" in result:
         client.log_image(run_id, figures.confusion_figure(result["confusion"], judge.classes), key=named("confusion_matrix"), step=step)
     folder = f"judge/{prefix}" if prefix else "judge"
-    client.log_dict(run_id, {**result, **ceilings, "step": step, "judge": judge.info["key"]},
-                    f"{folder}/step_{step:04d}.json")
+    record = {**result, **ceilings, "step": step, "judge": judge.info["key"], "classes": list(judge.classes)}
+    client.log_dict(run_id, record, f"{folder}/step_{step:04d}.json")
 
 
 def summary(judge: Judge) -> dict:
     """What ``python -m gan_lab.judge`` prints."""
     info = judge.info
-    return {k: info[k] for k in ("key", "dataset", "n_fit", "n_holdout", "fit_accuracy", "holdout_accuracy",
+    return {k: info[k] for k in ("key", "dataset", "classes", "n_fit", "n_holdout", "fit_accuracy", "holdout_accuracy",
                                 "mlflow_run_id")} | {
         **judge.ceilings, "real_counts": info["real"]["counts"]}
 

@@ -156,7 +156,6 @@ def summarise(config: DictConfig, parent_id: str, uri: str, sweep_dir: Path) -> 
     from mlflow.tracking import MlflowClient
 
     from gan_lab import figures, tracking
-    from gan_lab.data import get_dataset
 
     client = MlflowClient(uri)
     parent = client.get_run(parent_id)
@@ -188,9 +187,10 @@ def summarise(config: DictConfig, parent_id: str, uri: str, sweep_dir: Path) -> 
         images["objective_by_trial.png"] = figures.objective_by_trial(
             [row["job"] for row in rows], [row[objective] for row in rows], objective, maximise)
     labels = [f"{_job_label(row, keys)}\n{row['status']}" for row in rows]
+    judgements = [_final_judgement(client, run) for run in children]
     images["label_histograms.png"] = figures.histograms_side_by_side(
-        labels, [_final_counts(client, run) for run in children],
-        [get_dataset(run.data.params.get("data.name", config.data.name)).classes for run in children])
+        labels, [judged and judged["counts"] for judged in judgements],
+        [judged and judged["classes"] for judged in judgements])
     images["sample_grids.png"] = figures.pictures_side_by_side(labels, [_final_grid(client, run) for run in children])
     for name, picture in images.items():
         figures.save_png(picture, summary_dir / name)
@@ -280,14 +280,14 @@ def _markdown(rows: list[dict], columns: list[str], best: dict | None, objective
     return "\n".join(lines) + "\n"
 
 
-def _final_counts(client, run) -> list[int] | None:
-    """The label counts of the run's last judgement (``judge/step_XXXX.json``), None without one."""
+def _final_judgement(client, run) -> dict | None:
+    """The run's last judgement (``judge/step_XXXX.json``: label counts, class names, ...), None without one."""
     import mlflow
 
     judged = sorted(a.path for a in client.list_artifacts(run.info.run_id, "judge") if a.path.endswith(".json"))
     if not judged:
         return None
-    return mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/{judged[-1]}")["counts"]
+    return mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/{judged[-1]}")
 
 
 def _final_grid(client, run):

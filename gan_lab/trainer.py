@@ -19,11 +19,10 @@ from gan_lab import figures, tracking
 from gan_lab.callbacks import Checkpointer, RunRecorder, stop_on_signals
 from gan_lab.checkpoints import CHECKPOINT_DIR, Checkpoints, write_run_files
 from gan_lab.config import ConfigError, augment_policies, validate
-from gan_lab.plugins import PLUGINS_TAG, import_plugins, plugin_roots
-from gan_lab.data import load_data, make_dataset
+from gan_lab.data import Data, load, make_dataset
 from gan_lab.distribute import fused_steps, is_chief, make_strategy
 from gan_lab.gan import GAN, METRICS, Objective
-from gan_lab.judge import get_judge
+from gan_lab.judge import get_judge, unjudgeable
 from gan_lab.losses import LOSSES
 from gan_lab.models import (
     build_models,
@@ -34,6 +33,7 @@ from gan_lab.models import (
     with_code,
 )
 from gan_lab.optimizers import build_optimizer
+from gan_lab.plugins import PLUGINS_TAG, import_plugins, plugin_roots
 from gan_lab.precision import resolve_precision
 
 
@@ -49,6 +49,21 @@ def grid_inputs(model_cfg: DictConfig, seed: int, side: int = 10):
     if not is_conditional(model_cfg):
         return with_code(noise[: len(per_row)], per_row, model_cfg.code_dim), None
     return noise[: len(per_row)], per_row.astype(np.int32)
+
+
+def check_labels(model_cfg: DictConfig, data: Data) -> None:
+    """ConfigError unless a conditional model gets labelled data of as many classes as it has labels."""
+    if not is_conditional(model_cfg):
+        return
+    if data.labels is None:
+        raise ConfigError(
+            f"model={model_cfg.name} is conditional (model.num_classes={model_cfg.num_classes}) but {data.title} is "
+            "unlabelled: give the images labels (one subfolder per class, or a 'labels' array in the .npz), or train "
+            "an unconditional model (model=dcgan)"
+        )
+    if model_cfg.num_classes != len(data.classes):
+        raise ConfigError(f"model.num_classes={model_cfg.num_classes}: {data.title} has {len(data.classes)} classes "
+                          f"({', '.join(data.classes)}); set model.num_classes={len(data.classes)}")
 
 
 def build_gan(cfg: DictConfig, steps_per_execution: int | None = None, strategy: tf.distribute.Strategy | None = None
@@ -106,12 +121,19 @@ def train(cfg: DictConfig, output_dir: str | Path | None = None, tags: dict[str,
     if train_cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
 
-    judge = get_judge(cfg) if cfg.judge.enabled and chief else None
-    keras.utils.set_random_seed(cfg.seed)
-    images, labels = load_data(cfg.data.path, cfg.data.split, cfg.data.verify, cfg.data.name)
-    steps_per_epoch = len(images) // train_cfg.batch_size
+    data = load(cfg.data)  # data and judge before the MLflow run: bad data is an error with nothing logged
+    check_labels(cfg.model, data)
+    steps_per_epoch = len(data.images) // train_cfg.batch_size
     if steps_per_epoch == 0:
-        raise ConfigError(f"train.batch_size={train_cfg.batch_size}: more than the {len(images)} images of the data")
+        raise ConfigError(f"train.batch_size={train_cfg.batch_size}: more than the {len(data.images)} images of the data")
+    judge = None
+    if cfg.judge.enabled and chief:
+        reason = unjudgeable(data)
+        if reason:
+            print(f"Judge skipped: {reason}; the run trains and logs without judge metrics")
+        else:
+            judge = get_judge(cfg, data)
+    keras.utils.set_random_seed(cfg.seed)
     total_steps = min(train_cfg.epochs * steps_per_epoch, train_cfg.max_steps or math.inf)
     epochs = math.ceil(total_steps / steps_per_epoch)
 
@@ -153,7 +175,7 @@ def train(cfg: DictConfig, output_dir: str | Path | None = None, tags: dict[str,
         print(f"Precision: {precision} (train.precision={cfg.train.precision.value})")
         def fit(first_step: int, epoch: int, end_epoch: int, steps: int) -> None:
             """Epochs ``epoch + 1 .. end_epoch`` of ``steps`` steps each, from training step ``first_step``."""
-            dataset = make_dataset(images, labels, train_cfg.batch_size, cfg.seed, first_step)
+            dataset = make_dataset(data.images, data.labels, train_cfg.batch_size, cfg.seed, first_step)
             gan.fit(dataset, initial_epoch=epoch, epochs=end_epoch, steps_per_epoch=steps,
                     callbacks=[checkpointer, recorder], shuffle=False, verbose=1 if sys.stdout.isatty() else 2)
 

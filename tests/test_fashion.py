@@ -120,7 +120,7 @@ def test_keras_download_is_checked_like_local_files(fashion, monkeypatch):
 
 
 def test_unknown_dataset_names_the_valid_ones():
-    with pytest.raises(ConfigError, match="data.name=cifar10: no such dataset; one of fashion_mnist, mnist"):
+    with pytest.raises(ConfigError, match="data.name=cifar10: no such dataset; one of fashion_mnist, folder, mnist, npz"):
         check_overrides(["data.name=cifar10"])
     with pytest.raises(DataError, match="data.name=cifar10: no such dataset; one of mnist, fashion_mnist"):
         load_data("anywhere", Split.test, name="cifar10")
@@ -128,10 +128,10 @@ def test_unknown_dataset_names_the_valid_ones():
 
 def test_every_data_preset_names_a_dataset_the_loader_knows(compose_cfg):
     from gan_lab.config import CONF_DIR
-    from gan_lab.data import DATASETS
+    from gan_lab.data import DATASETS, OWN_SOURCES
 
     presets = sorted(path.stem for path in (CONF_DIR / "data").glob("*.yaml"))
-    assert presets == sorted(DATASETS) == ["fashion_mnist", "mnist"]
+    assert presets == sorted([*DATASETS, *OWN_SOURCES]) == ["fashion_mnist", "folder", "mnist", "npz"]
     assert all(compose_cfg(f"data={name}").data.name == name for name in presets)
 
 
@@ -139,8 +139,9 @@ def test_judge_key_differs_by_dataset_for_the_same_arrays(compose_cfg):
     images = np.zeros((4, 28, 28, 1), np.float32)
     fit = held = (images, np.arange(4, dtype=np.int32))
     judge_cfg = compose_cfg().judge
-    assert judge_key(judge_cfg, fit, held, "mnist") != judge_key(judge_cfg, fit, held, "fashion_mnist")
-    assert judge_key(judge_cfg, fit, held, "mnist") == judge_key(judge_cfg, fit, held, "mnist")
+    mnist, fashion = DATASETS["mnist"].classes, DATASETS["fashion_mnist"].classes
+    assert judge_key(judge_cfg, fit, held, "mnist", mnist) != judge_key(judge_cfg, fit, held, "fashion_mnist", fashion)
+    assert judge_key(judge_cfg, fit, held, "mnist", mnist) == judge_key(judge_cfg, fit, held, "mnist", mnist)
 
 
 class RecordingClient:
@@ -165,7 +166,7 @@ def test_judge_figures_name_the_datasets_classes(monkeypatch, dataset, classes):
     monkeypatch.setattr(judge_module, "MlflowClient", RecordingClient)
     monkeypatch.setattr(RecordingClient, "images", [])
     judge = Judge(model=None, reference=None, reference_labels=None,
-                  info={"dataset": dataset, "key": "k", "real": {"counts": [10] * 10}})
+                  info={"dataset": dataset, "classes": classes, "key": "k", "real": {"counts": [10] * 10}})
     log_judgement("run", judge, {"counts": list(range(10)), "confusion": np.eye(10, dtype=int).tolist()}, step=1)
     assert RecordingClient.images == ["label_histogram", "confusion_matrix"]
     histogram, confusion = (fig.axes[0] for fig in drawn)

@@ -62,12 +62,13 @@ def test_judge_is_cached_and_logged_once(judge, judge_cfg, mlflow_uri, monkeypat
 
 def test_changed_settings_change_the_key(judge_cfg):
     fit, held = judge_data(judge_cfg.data, judge_cfg.judge.holdout, judge_cfg.judge.seed)
-    key = judge_key(judge_cfg.judge, fit, held, "mnist")
+    digits = tuple("0123456789")
+    key = judge_key(judge_cfg.judge, fit, held, "mnist", digits)
     changed = judge_cfg.copy()
     changed.judge.epochs = 3
-    assert judge_key(changed.judge, fit, held, "mnist") != key
+    assert judge_key(changed.judge, fit, held, "mnist", digits) != key
     fit2, held2 = judge_data(judge_cfg.data, judge_cfg.judge.holdout, seed=1)
-    assert judge_key(judge_cfg.judge, fit2, held2, "mnist") != key
+    assert judge_key(judge_cfg.judge, fit2, held2, "mnist", digits) != key
 
 
 @pytest.fixture(scope="module")
