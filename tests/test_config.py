@@ -6,6 +6,7 @@ import sys
 
 import pytest
 from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
 
 from gan_lab.config import ConfigError, validate
 from gan_lab.losses import LOSSES
@@ -196,3 +197,27 @@ def test_cli_help_and_cfg_do_not_import_tensorflow(args):
         assert result.returncode != 0 and "could not be converted to Float" in result.stderr
     else:
         assert result.returncode == 0 and "model:" in result.stdout
+
+
+def test_a_registered_config_composes_and_validates_like_a_built_in_one(compose_cfg):
+    """register(name, config=...) is what model=<name> composes (gan_lab's own models register alike)."""
+    from dataclasses import dataclass
+
+    from gan_lab.config import ConvModelConfig, ModelConfig
+    from gan_lab.models import MODELS
+    from gan_lab.registry import Registry
+
+    @dataclass
+    class ProbeConfig(ModelConfig):
+        hidden: int = 7
+
+    Registry("model", base=ModelConfig).register("config_probe", config=ProbeConfig)(lambda cfg: None)
+    cfg = compose_cfg("model=config_probe", "model.hidden=3").model
+    assert (cfg.name, cfg.hidden, cfg.latent_dim, cfg.num_classes) == ("config_probe", 3, 100, 0)
+    with pytest.raises(Exception, match="hidden"):
+        compose_cfg("model=config_probe", "model.hidden=abc")
+    with pytest.raises(TypeError, match="must be a dataclass extending gan_lab.ModelConfig"):
+        Registry("model", base=ModelConfig).register("config_probe_2", config=dict)
+    assert MODELS.config("dcgan") is ConvModelConfig and MODELS.config("cgan") is ConvModelConfig
+    for name in MODELS.names():  # each shipped preset is an instance of the config its builder registered
+        assert isinstance(OmegaConf.to_object(compose_cfg(f"model={name}").model), MODELS.config(name)), name

@@ -77,9 +77,9 @@ def test_a_joblib_sweep_over_the_plugin_is_one_parent_with_two_children(folder, 
     sweep = folder / "sweep"
     result = run_cli(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *MINE, "data=folder",
                       "data.path=digits", "train.max_steps=2", "optimizer.lr=1e-4,2e-4", f"hydra.sweep.dir={sweep}",
-                      *judge_overrides], folder)
+                      f"mlflow.tracking_uri=sqlite:///{sweep / 'mlflow.db'}", *judge_overrides], folder)
     assert result.returncode == 0, result.stderr[-3000:]
-    client, parent, children = sweep_runs(f"sqlite:///{folder / 'mlflow.db'}")
+    client, parent, children = sweep_runs(f"sqlite:///{sweep / 'mlflow.db'}")  # a store of its own
     assert sorted(children) == [0, 1]
     assert {child.data.params["model.name"] for child in children.values()} == {"residual"}
     assert [children[j].data.params["optimizer.generator.lr"] for j in (0, 1)] == ["0.0001", "0.0002"]
