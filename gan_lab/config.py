@@ -445,9 +445,10 @@ def check_overrides(overrides: list[str], multirun: bool = False) -> DictConfig:
     try:
         if multirun:
             overrides = first_of_sweeps(overrides)
-        import_plugins(plugins_of(overrides))  # before composing: they register what model=, loss= may name
+        named = plugins_of(overrides)
+        import_plugins(named)  # before composing: they register what model=, loss= may name
         cfg = compose_config(overrides, with_hydra=True)
-        if set(cfg.plugins) - set(plugins_of(overrides)):  # named by a preset: theirs too, then compose again
+        if set(cfg.plugins) - set(named):  # named by a preset: theirs too, then compose again
             import_plugins(cfg.plugins)
             cfg = compose_config(overrides, with_hydra=True)
         params = cfg.hydra.sweeper.get("params") or {}

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from gan_lab.trainer import train
-from tests.conftest import ROOT
+from .conftest import ROOT
 
 MODELS = {  # every model in its default composition, and the conditional MLP twin
     "selfcond": ["model=selfcond"], "mlp": ["model=mlp"], "dcgan": ["model=dcgan"], "cgan": ["model=cgan"],

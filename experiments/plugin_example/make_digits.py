@@ -14,12 +14,13 @@ from PIL import Image
 
 from gan_lab.config import Split
 from gan_lab.data import load_data
+from gan_lab.figures import to_uint8
 
 
 def write_folder(out: Path, per_class: int, classes: list[int], unlabelled: bool = False) -> int:
     """Write ``per_class`` MNIST test images of each of ``classes`` under ``out``; returns how many."""
     images, labels = load_data(split=Split.test)
-    pixels = np.round((images[..., 0] + 1.0) * 127.5).astype(np.uint8)
+    pixels = to_uint8(images)
     written = 0
     for digit in classes:
         folder = out if unlabelled else out / str(digit)
