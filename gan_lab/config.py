@@ -209,6 +209,7 @@ class SweepConfig:
     direction: Direction = Direction.minimize
     register: Optional[str] = None  # a model name: register the best job's generator under it when the sweep ends
     alias: str = "champion"  # the alias that registration sets
+    repeats: int = 1  # each job trains this many runs, seeds seed, seed+1, ...; the summary groups them by config
 
 
 @dataclass
@@ -286,7 +287,7 @@ AT_LEAST_ONE = (
     "train.grid_size",
     "model.latent_dim",
     "judge.epochs", "judge.batch_size", "judge.samples", "judge.every", "judge.k", "checkpoint.every",
-    "checkpoint.keep",
+    "checkpoint.keep", "sweep.repeats",
 )
 
 
@@ -463,4 +464,7 @@ def check_overrides(overrides: list[str], multirun: bool = False) -> DictConfig:
     with open_dict(cfg):
         del cfg["hydra"]
     validate(cfg)
+    if cfg.sweep.repeats > 1 and not multirun:
+        raise ConfigError(f"sweep.repeats={cfg.sweep.repeats} replicates the jobs of a sweep: add -m "
+                          f"(python -m gan_lab -m sweep.repeats={cfg.sweep.repeats} ...)")
     return cfg

@@ -140,27 +140,54 @@ def _panels(n: int, width: float, height: float, cols: int = 4):
     return fig, axes[:n]
 
 
-def metrics_vs_parameter(name: str, values: list[float], metrics: dict[str, list[float]], log_x: bool) -> np.ndarray:
-    """One panel per metric: its final value against a swept parameter (one point per job)."""
+def _mean_std(values) -> tuple[float, float]:
+    """Mean and standard deviation (n - 1) of the finite values; NaN where there are too few."""
+    finite = np.asarray([v for v in values if np.isfinite(v)], dtype=float)
+    mean = finite.mean() if len(finite) else np.nan
+    return mean, finite.std(ddof=1) if len(finite) > 1 else np.nan
+
+
+def metrics_vs_parameter(name: str, values: list[float], series: list[str], metrics: dict[str, list[float]],
+                         log_x: bool) -> np.ndarray:
+    """One panel per metric: its final value against a swept parameter. Per run (``values``, ``series``: the
+    other swept parameters' values, one line each): a dot; per parameter value: the mean over runs, with an
+    error bar of one standard deviation where there are two runs or more (seeds)."""
     fig, axes = _panels(len(metrics), 3.2, 2.6)
-    order = np.argsort(values)
-    x = np.asarray(values, dtype=float)[order]
+    x, series = np.asarray(values, dtype=float), np.asarray(series)
     for ax, (metric, ys) in zip(axes, metrics.items()):
-        ax.plot(x, np.asarray(ys, dtype=float)[order], marker="o")
+        ys = np.asarray(ys, dtype=float)
+        for index, label in enumerate(dict.fromkeys(series)):
+            color = f"C{index % 10}"
+            chosen = series == label
+            ax.plot(x[chosen], ys[chosen], ".", color=color, alpha=0.45)
+            points = sorted(set(x[chosen]))
+            stats = [_mean_std(ys[chosen & (x == point)]) for point in points]
+            ax.errorbar(points, [m for m, _ in stats], yerr=[s for _, s in stats], color=color, marker="o",
+                        capsize=3, label=label or None)
         ax.set(xlabel=name, title=metric, xscale="log" if log_x else "linear")
         ax.tick_params(axis="x", which="both", labelsize=7, labelrotation=30)
         ax.grid(alpha=0.3)
-    fig.suptitle(f"Final judge metrics against {name}")
+        if len(set(series)) > 1:
+            ax.legend(fontsize=6)
+    fig.suptitle(f"Final judge metrics against {name}: mean ± std over runs (dots: each run)")
     fig.tight_layout()
     return _rgb(fig)
 
 
-def metrics_by_job(labels: list[str], metrics: dict[str, list[float]]) -> np.ndarray:
-    """One panel per metric: a bar per job (for sweeps over choices, such as model x loss)."""
-    fig, axes = _panels(len(metrics), max(3.2, 0.5 * len(labels)), 3.2)
+def metrics_by_config(labels: list[str], metrics: dict[str, list[float]]) -> np.ndarray:
+    """One panel per metric: a bar per configuration (``labels``, one per run: runs sharing a label are its
+    seeds) at their mean, an error bar of one standard deviation, and each run's value as a dot; for sweeps
+    over choices, such as model x loss."""
+    fig, axes = _panels(len(metrics), max(3.2, 0.5 * len(set(labels))), 3.2)
+    names = list(dict.fromkeys(labels))
+    position = np.asarray([names.index(label) for label in labels])
     for ax, (metric, ys) in zip(axes, metrics.items()):
-        ax.bar(range(len(labels)), np.nan_to_num(np.asarray(ys, dtype=float)), color="tab:blue")
-        ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=7)
+        ys = np.asarray(ys, dtype=float)
+        stats = [_mean_std(ys[position == i]) for i in range(len(names))]
+        ax.bar(range(len(names)), np.nan_to_num([m for m, _ in stats]), yerr=[s for _, s in stats], capsize=3,
+               color="tab:blue", alpha=0.7)
+        ax.plot(position, ys, ".", color="black", alpha=0.6)
+        ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
         ax.set_title(metric)
         ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()

@@ -8,6 +8,7 @@ on other hosts (submitit) find their parent there. Light to import: Hydra loads 
 """
 
 import json
+import logging
 import os
 import sys
 import time
@@ -21,9 +22,11 @@ from omegaconf import DictConfig, open_dict
 SWEEP_FILE = "sweep.json"
 PARENT_TAG = "mlflow.parentRunId"
 JOB_OVERRIDES_TAG = "gan_lab.job_overrides"
+REPEAT_TAG = "sweep_repeat"  # a job's run number when sweep.repeats > 1 (0, 1, ...; seed = seed + it)
 SWEPT_TAG = "gan_lab.swept"  # on the parent: what the sweep sweeps, "; "-separated
 JOB_STDOUT_TAG, JOB_STDERR_TAG = "gan_lab.job_stdout", "gan_lab.job_stderr"
-SUMMARY_METRICS = ("score", "fid", "precision", "recall", "min_share", "max_share", "cond_acc", "min_class_recall")
+SUMMARY_METRICS = ("score", "fid", "kid", "precision", "recall", "min_share", "max_share", "cond_acc", "min_class_recall",
+                   "intra_fid", "cas")
 
 
 class SweepTracker(Callback):
@@ -97,18 +100,36 @@ def job_tags(hydra_cfg) -> dict[str, str]:
 
 
 def run_job(cfg: DictConfig) -> float | None:
-    """Train one job of a multirun and return its final ``sweep.objective`` (what optuna minimises or
-    maximises). A job that fails does not stop the sweep: its run ends FAILED with the reason as tag
-    ``gan_lab.failure``, and it returns None (optuna marks the trial failed)."""
+    """Train one job of a multirun, ``sweep.repeats`` runs of it with seeds ``seed``, ``seed + 1``, ..., and
+    return the mean of their final ``sweep.objective`` (what optuna minimises or maximises). A run that fails
+    does not stop the sweep: it ends FAILED with the reason as tag ``gan_lab.failure``; a job none of whose
+    runs finished returns None (optuna marks the trial failed)."""
+    hydra_cfg = HydraConfig.get()
+    # Every run of a job (and every job of a basic sweep) builds a new trainer in this process, whose compiled
+    # steps TensorFlow counts as retraces of one function and warns about after a few; they are not retraces.
+    logging.getLogger("tensorflow").addFilter(lambda record: "triggered tf.function retracing" not in record.getMessage())
+    objectives = []
+    for repeat in range(cfg.sweep.repeats):
+        run_cfg, output_dir, tags = cfg, Path(hydra_cfg.runtime.output_dir), job_tags(hydra_cfg)
+        if cfg.sweep.repeats > 1:
+            run_cfg = cfg.copy()
+            run_cfg.seed = cfg.seed + repeat
+            output_dir, tags[REPEAT_TAG] = output_dir / f"seed_{run_cfg.seed}", str(repeat)
+        value = _train_job_run(run_cfg, output_dir, tags, hydra_cfg)
+        if value is not None:
+            objectives.append(value)
+    return sum(objectives) / len(objectives) if objectives else None
+
+
+def _train_job_run(cfg: DictConfig, output_dir: Path, tags: dict[str, str], hydra_cfg) -> float | None:
+    """One run of a job: its final ``sweep.objective``, or None if it failed (recorded, see ``run_job``)."""
     from gan_lab.config import ConfigError
     from gan_lab.trainer import train
 
-    hydra_cfg = HydraConfig.get()
-    tags = job_tags(hydra_cfg)
     try:
         if cfg.resume:
             raise ConfigError(f"resume={cfg.resume}: resume one run at a time, without -m")
-        run_id = train(cfg, output_dir=hydra_cfg.runtime.output_dir, tags=tags)
+        run_id = train(cfg, output_dir=output_dir, tags=tags)
     except KeyboardInterrupt:
         raise
     except Exception as err:  # noqa: BLE001  (any failure of one job; the sweep goes on)
@@ -118,7 +139,9 @@ def run_job(cfg: DictConfig) -> float | None:
 
         if not isinstance(err, (ConfigError, DataError, CheckpointError, TrainingDiverged)):
             traceback.print_exc()
-        print(f"error: sweep job {hydra_cfg.job.num} ({' '.join(hydra_cfg.overrides.task)}): {err}", file=sys.stderr)
+        seed = f", seed {cfg.seed}" if REPEAT_TAG in tags else ""
+        print(f"error: sweep job {hydra_cfg.job.num}{seed} ({' '.join(hydra_cfg.overrides.task)}): {err}",
+              file=sys.stderr)
         _record_failed_job(cfg, tags, f"{type(err).__name__}: {err}")
         return None
     from mlflow.tracking import MlflowClient
@@ -138,7 +161,10 @@ def _record_failed_job(cfg: DictConfig, tags: dict[str, str], reason: str) -> No
     uri = tracking.tracking_uri(cfg.mlflow.tracking_uri)
     client = MlflowClient(uri)
     experiment_id = tracking.use_experiment(uri, cfg.mlflow.experiment)
-    found = client.search_runs([experiment_id], f"tags.sweep = '{tags['sweep']}' and tags.sweep_job = '{tags['sweep_job']}'")
+    query = f"tags.sweep = '{tags['sweep']}' and tags.sweep_job = '{tags['sweep_job']}'"
+    if REPEAT_TAG in tags:
+        query += f" and tags.{REPEAT_TAG} = '{tags[REPEAT_TAG]}'"
+    found = client.search_runs([experiment_id], query)
     if found:
         if "gan_lab.failure" not in found[0].data.tags:
             client.set_tag(found[0].info.run_id, "gan_lab.failure", reason[:5000])
@@ -149,9 +175,10 @@ def _record_failed_job(cfg: DictConfig, tags: dict[str, str], reason: str) -> No
 
 
 def summarise(config: DictConfig, parent_id: str, uri: str, sweep_dir: Path) -> list[str]:
-    """Write the sweep's summary into its folder and its parent run, mark the best job, register it if
-    ``sweep.register`` is set, and end the parent. Returns a line per failed job."""
-    import numpy as np
+    """Write the sweep's summary into its folder and its parent run: each configuration's mean, standard
+    deviation and n over its runs (runs differing only in ``seed``: ``sweep.repeats`` or a swept seed), every
+    run, figures, the best configuration by mean ``sweep.objective`` and the best single run (registered if
+    ``sweep.register`` is set); then end the parent. Returns a line per failed run."""
     from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 
@@ -160,33 +187,44 @@ def summarise(config: DictConfig, parent_id: str, uri: str, sweep_dir: Path) -> 
     client = MlflowClient(uri)
     parent = client.get_run(parent_id)
     keys = swept_keys(swept_overrides(config))
+    config_keys = [key for key in keys if key != "seed"]
+    replicated = config.sweep.repeats > 1 or "seed" in keys
     children = sweep_children(client, parent)
     rows = [_summary_row(run, keys) for run in children]
-    metrics = [m for m in SUMMARY_METRICS if any(np.isfinite(row[m]) for row in rows)]
+    metrics = [m for m in SUMMARY_METRICS if any(_finite(row[m]) for row in rows)]
+    errors = [f"{m}_std" for m in metrics if any(_finite(row.get(f"{m}_std")) for row in rows)]
+    configurations = _configurations(rows, config_keys, metrics)
 
     objective, maximise = config.sweep.objective, config.sweep.direction.name == "maximize"
-    finished = [row for row in rows if row["status"] == "FINISHED" and np.isfinite(row[objective])]
-    best = (max if maximise else min)(finished, key=lambda row: row[objective]) if finished else None
+    pick = max if maximise else min
+    finished = [row for row in rows if row["status"] == "FINISHED" and _finite(row[objective])]
+    best = pick(finished, key=lambda row: row[objective]) if finished else None
+    scored = [c for c in configurations if _finite(c[f"{objective}_mean"])]
+    best_config = pick(scored, key=lambda c: c[f"{objective}_mean"]) if scored else None
 
     summary_dir = sweep_dir / "summary"
     summary_dir.mkdir(parents=True, exist_ok=True)
-    columns = ["job", "run_id", "status", *keys, "train_seconds", *metrics, "failure"]
-    _write_csv(summary_dir / "summary.csv", rows, columns)
-    (summary_dir / "summary.md").write_text(_markdown(rows, columns, best, objective, maximise, parent.info.run_name))
+    stats = [f"{m}_{s}" for m in metrics for s in ("mean", "std")]
+    _write_csv(summary_dir / "summary.csv", configurations, [*config_keys, "runs", "n", *stats])
+    run_columns = ["job", "seed", "run_id", "status", *config_keys, "train_seconds", *metrics, *errors, "failure"]
+    _write_csv(summary_dir / "runs.csv", rows, run_columns)
+    (summary_dir / "summary.md").write_text(_markdown(
+        configurations, rows, config_keys, metrics, best, best_config, objective, maximise, parent.info.run_name))
 
     images = {}
-    for key in keys:
+    for key in config_keys:
         values = [_number(row[key]) for row in rows]
         if all(v is not None for v in values):
+            others = [_job_label(row, [k for k in config_keys if k != key], empty="") for row in rows]
             images[f"metrics_vs_{key}.png"] = figures.metrics_vs_parameter(
-                key, values, {m: [row[m] for row in rows] for m in metrics}, log_x=_log_scale(key, values))
+                key, values, others, {m: [row[m] for row in rows] for m in metrics}, log_x=_log_scale(key, values))
     if not any(name.startswith("metrics_vs_") for name in images):
-        images["metrics_by_job.png"] = figures.metrics_by_job(
-            [_job_label(row, keys) for row in rows], {m: [row[m] for row in rows] for m in metrics})
+        images["metrics_by_config.png"] = figures.metrics_by_config(
+            [_job_label(row, config_keys) for row in rows], {m: [row[m] for row in rows] for m in metrics})
     if parent.data.tags.get("gan_lab.sweeper") == "optuna":
         images["objective_by_trial.png"] = figures.objective_by_trial(
             [row["job"] for row in rows], [row[objective] for row in rows], objective, maximise)
-    labels = [f"{_job_label(row, keys)}\n{row['status']}" for row in rows]
+    labels = [f"{_run_label(row, keys, replicated)}\n{row['status']}" for row in rows]
     judgements = [_final_judgement(client, run) for run in children]
     images["label_histograms.png"] = figures.histograms_side_by_side(
         labels, [judged and judged["counts"] for judged in judgements],
@@ -196,11 +234,18 @@ def summarise(config: DictConfig, parent_id: str, uri: str, sweep_dir: Path) -> 
         figures.save_png(picture, summary_dir / name)
     client.log_artifacts(parent_id, str(summary_dir), "summary")
 
-    failed = [f"job {row['job']} ({_job_label(row, keys)}): {row['failure'] or row['status']}"
+    failed = [f"job {row['job']} ({_run_label(row, keys, replicated)}): {row['failure'] or row['status']}"
               for row in rows if row["status"] != "FINISHED"]
     client.log_metric(parent_id, "failed_jobs", len(failed))
     client.log_metric(parent_id, "jobs", len(rows))
-    if best is not None:  # the parent shows the best job's config and figures, so parents compare like runs
+    if best_config is not None and len(configurations) > 1:
+        client.set_tag(parent_id, "best_config", _job_label(best_config, config_keys, short=False))
+        now = int(time.time() * 1000)
+        client.log_batch(parent_id, metrics=[Metric(f"best_config/{name}", best_config[name], now, 0)
+                                             for name in ("n", *stats) if _finite(best_config[name])])
+        print(f"Best configuration ({_job_label(best_config, config_keys)}): {objective} "
+              f"{_mean_and_spread(best_config, objective)} over {best_config['n']} run(s)")
+    if best is not None:  # the parent shows the best run's config and figures, so parents compare like runs
         client.set_tag(parent_id, "best_run_id", best["run_id"])
         client.set_tag(parent_id, "best_job", str(best["job"]))
         best_run = client.get_run(best["run_id"])
@@ -209,7 +254,8 @@ def summarise(config: DictConfig, parent_id: str, uri: str, sweep_dir: Path) -> 
         params = [Param(name, value) for name, value in best_run.data.params.items()]
         for start in range(0, len(params), 100):  # MLflow takes up to 100 params per batch
             client.log_batch(parent_id, params=params[start : start + 100])
-        print(f"Best job {best['job']} ({_job_label(best, keys)}): {objective} {best[objective]:.4g}, run {best['run_id']}")
+        print(f"Best run: job {best['job']} ({_run_label(best, keys, replicated)}): {objective} {best[objective]:.4g}, "
+              f"run {best['run_id']}")
         if config.sweep.register:
             version = tracking.register_generator(best["run_id"], config.sweep.register, config.sweep.alias, uri)
             client.set_tag(parent_id, "registered_model", f"models:/{config.sweep.register}@{config.sweep.alias}")
@@ -220,9 +266,9 @@ def summarise(config: DictConfig, parent_id: str, uri: str, sweep_dir: Path) -> 
 
 
 def sweep_children(client, parent) -> list:
-    """The runs of a sweep's jobs (children of ``parent``), in job order."""
+    """The runs of a sweep's jobs (children of ``parent``), in job and repeat order."""
     return sorted(client.search_runs([parent.info.experiment_id], f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'"),
-                  key=lambda r: int(r.data.tags.get("sweep_job", 0)))
+                  key=lambda r: (int(r.data.tags.get("sweep_job", 0)), int(r.data.tags.get(REPEAT_TAG, 0))))
 
 
 def _summary_row(run, keys: list[str]) -> dict:
@@ -230,11 +276,38 @@ def _summary_row(run, keys: list[str]) -> dict:
     metrics = run.data.metrics
     return {
         "job": int(run.data.tags.get("sweep_job", -1)), "run_id": run.info.run_id, "status": run.info.status,
+        "seed": run.data.params.get("seed", overrides.get("seed", "")),
         **{key: overrides.get(key, "") for key in keys},
         "train_seconds": metrics.get("train_seconds", float("nan")),
         **{name: metrics.get(name, float("nan")) for name in SUMMARY_METRICS},
+        **{f"{name}_std": metrics.get(f"{name}_std", float("nan")) for name in SUMMARY_METRICS},
         "failure": run.data.tags.get("gan_lab.failure", ""),
     }
+
+
+def _configurations(rows: list[dict], keys: list[str], metrics: list[str]) -> list[dict]:
+    """One row per configuration (the ``keys``' values; runs that differ only in seed share one), in order of
+    appearance: ``runs``, ``n`` (finished) and each metric's mean and standard deviation (n - 1) over the
+    finished runs."""
+    import numpy as np
+
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row[key] for key in keys), []).append(row)
+    configurations = []
+    for values, members in groups.items():
+        done = [row for row in members if row["status"] == "FINISHED"]
+        configuration = {**dict(zip(keys, values)), "runs": len(members), "n": len(done)}
+        for metric in metrics:
+            finite = np.asarray([row[metric] for row in done if _finite(row[metric])], dtype=float)
+            configuration[f"{metric}_mean"] = float(finite.mean()) if len(finite) else float("nan")
+            configuration[f"{metric}_std"] = float(finite.std(ddof=1)) if len(finite) > 1 else float("nan")
+        configurations.append(configuration)
+    return configurations
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and value == value and abs(value) != float("inf")
 
 
 def _number(value: str) -> float | None:
@@ -250,16 +323,34 @@ def _log_scale(key: str, values: list[float]) -> bool:
     return positive and (key.endswith("lr") or max(values) >= 10 * min(values))
 
 
-def _job_label(row: dict, keys: list[str]) -> str:
-    """``lr=0.000373`` for a job: its swept values, numbers to 3 significant digits."""
+def _job_label(row: dict, keys: list[str], short: bool = True, empty: str | None = None) -> str:
+    """``lr=0.000373`` for a job or configuration: its swept values, numbers to 3 significant digits
+    (``short=False``: the overrides, full keys and values); without swept values ``empty`` or the job number."""
+    if not short:
+        return " ".join(f"{key}={row[key]}" for key in keys)
     values = {key: row[key] if _number(row[key]) is None else f"{_number(row[key]):.3g}" for key in keys}
-    return " ".join(f"{key.split('.')[-1]}={value}" for key, value in values.items()) or f"job {row['job']}"
+    label = " ".join(f"{key.split('.')[-1]}={value}" for key, value in values.items())
+    return label or (empty if empty is not None else f"job {row['job']}")
+
+
+def _run_label(row: dict, keys: list[str], replicated: bool) -> str:
+    """A run's label: its job's, with its seed when the sweep has several per configuration."""
+    if not replicated or row["seed"] == "":
+        return _job_label(row, keys)
+    return " ".join(part for part in (_job_label(row, [k for k in keys if k != "seed"], empty=""), f"seed={row['seed']}")
+                    if part)
 
 
 def _format(value) -> str:
     if isinstance(value, float):
         return "" if value != value else f"{value:.4g}"
     return str(value)
+
+
+def _mean_and_spread(configuration: dict, metric: str) -> str:
+    """``12.3 ± 0.4`` (mean ± std over runs), or the mean alone from a single run."""
+    mean, std = configuration[f"{metric}_mean"], configuration[f"{metric}_std"]
+    return _format(mean) + (f" ± {_format(std)}" if _finite(std) else "")
 
 
 def _write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
@@ -271,12 +362,34 @@ def _write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
         writer.writerows({c: _format(row[c]) for c in columns} for row in rows)
 
 
-def _markdown(rows: list[dict], columns: list[str], best: dict | None, objective: str, maximise: bool, name: str) -> str:
-    lines = [f"# Sweep {name}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_format(row[c]).replace("|", "/") for c in columns) + " |" for row in rows]
+def _table(header: list[str], lines: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(cell.replace("|", "/") for cell in line) + " |" for line in lines)]
+
+
+def _markdown(configurations: list[dict], rows: list[dict], keys: list[str], metrics: list[str], best: dict | None,
+              best_config: dict | None, objective: str, maximise: bool, name: str) -> str:
+    """The summary page: configurations (mean ± std over n finished runs), then every run (each judge figure
+    ± its standard error over sample subsets, where logged)."""
     direction = "highest" if maximise else "lowest"
-    lines += ["", f"Best job by {direction} {objective}: " + (
-        f"{best['job']} (run {best['run_id']}, {objective} {best[objective]:.4g})" if best else "none finished")]
+    lines = [f"# Sweep {name}", "", "## Configurations: mean ± standard deviation over n finished runs (seeds)", ""]
+    lines += _table([*keys, "n", *metrics], [[*(str(c[k]) for k in keys), f"{c['n']}/{c['runs']}",
+                                             *(_mean_and_spread(c, m) for m in metrics)] for c in configurations])
+    lines += ["", f"Best configuration by {direction} mean {objective}: " + (
+        f"{_job_label(best_config, keys, short=False) or 'the only one'} ({objective} "
+        f"{_mean_and_spread(best_config, objective)}, n={best_config['n']})" if best_config else "none finished")]
+
+    def judged(row: dict, metric: str) -> str:
+        error = row.get(f"{metric}_std", float("nan"))
+        return _format(row[metric]) + (f" ± {_format(error)}" if _finite(error) and _finite(row[metric]) else "")
+
+    lines += ["", "## Runs (± the judge's standard error of each figure)", ""]
+    header = ["job", "seed", "run_id", "status", *keys, "train_seconds", *metrics, "failure"]
+    lines += _table(header, [[str(row["job"]), str(row["seed"]), row["run_id"], row["status"], *(row[k] for k in keys),
+                              _format(row["train_seconds"]), *(judged(row, m) for m in metrics), row["failure"]]
+                             for row in rows])
+    lines += ["", f"Best run by {direction} {objective}: " + (
+        f"job {best['job']} (run {best['run_id']}, {objective} {best[objective]:.4g})" if best else "none finished")]
     return "\n".join(lines) + "\n"
 
 
