@@ -107,7 +107,7 @@ def run_job(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     # Every run of a job (and every job of a basic sweep) builds a new trainer in this process, whose compiled
     # steps TensorFlow counts as retraces of one function and warns about after a few; they are not retraces.
-    logging.getLogger("tensorflow").addFilter(lambda record: "triggered tf.function retracing" not in record.getMessage())
+    logging.getLogger("tensorflow").addFilter(_not_a_retrace_notice)
     objectives = []
     for repeat in range(cfg.sweep.repeats):
         run_cfg, output_dir, tags = cfg, Path(hydra_cfg.runtime.output_dir), job_tags(hydra_cfg)
@@ -119,6 +119,10 @@ def run_job(cfg: DictConfig) -> float | None:
         if value is not None:
             objectives.append(value)
     return sum(objectives) / len(objectives) if objectives else None
+
+
+def _not_a_retrace_notice(record: logging.LogRecord) -> bool:
+    return "triggered tf.function retracing" not in record.getMessage()
 
 
 def _train_job_run(cfg: DictConfig, output_dir: Path, tags: dict[str, str], hydra_cfg) -> float | None:
