@@ -13,7 +13,7 @@ import tensorflow as tf
 from omegaconf import DictConfig
 
 from gan_lab import figures
-from gan_lab.checkpoints import Checkpoints
+from gan_lab.checkpoints import BestCheckpoint, Checkpoints
 from gan_lab.gan import DIVERGENCE_PARTS, METRICS
 from gan_lab.judge import Judge, judge_generator, log_judgement
 from gan_lab.models import generate_images
@@ -41,7 +41,7 @@ class RunRecorder(keras.callbacks.Callback):
 
     def __init__(self, cfg: DictConfig, out_dir: Path, fixed_inputs, epochs: int, total_steps: int,
                  steps_per_epoch: int, judge: Judge | None, logged: dict[str, list[tuple[int, float]]] | None = None,
-                 records: bool = True):
+                 records: bool = True, best: BestCheckpoint | None = None):
         super().__init__()
         self.cfg = cfg
         self.out_dir = out_dir
@@ -61,6 +61,7 @@ class RunRecorder(keras.callbacks.Callback):
         self.max_time = cfg.train.max_time
         self.out_of_time = False
         self.records = records
+        self.best = best
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_start = time.perf_counter()
@@ -94,7 +95,12 @@ class RunRecorder(keras.callbacks.Callback):
         log_judgement(mlflow.active_run().info.run_id, self.judge, result, step=epoch)
         real = self.judge.info["real"]
         shown = [name for name in ("score", "fid", "precision", "recall", "cond_acc") if name in result]
-        print(f"judge @ epoch {epoch}: " + ", ".join(f"{n} {result[n]:.3g} (real {real[n]:.3g})" for n in shown))
+        best = self.best is not None and self.best.offer(self.model.train_steps, epoch, result)
+        if best:
+            mlflow.set_tags({"best_step": str(self.model.train_steps), "best_epoch": str(epoch)})
+            mlflow.log_metric(f"best_{self.best.objective}", result[self.best.objective], step=epoch)
+        print(f"judge @ epoch {epoch}: " + ", ".join(f"{n} {result[n]:.3g} (real {real[n]:.3g})" for n in shown)
+              + (f"; best {self.best.objective} so far, checkpoint kept" if best else ""))
 
     def save_grid(self, epoch: int) -> None:
         noise, labels = self.fixed_inputs

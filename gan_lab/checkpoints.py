@@ -7,6 +7,7 @@ disk before the index names it, so a kill during a save leaves the previous one 
 
 import json
 import logging
+import math
 import re
 import shutil
 import tempfile
@@ -20,6 +21,7 @@ from gan_lab.config import ConfigError, typed_config
 logging.getLogger("absl").setLevel(logging.WARNING)  # TF logs every checkpoint save at INFO
 
 CHECKPOINT_DIR = "checkpoints"
+BEST_DIR, BEST_FILE = "best", "best.json"  # under CHECKPOINT_DIR: the best judge evaluation's checkpoint
 RUN_FILE = "run.json"
 CONFIG_FILE = "config.yaml"
 # What a resumed run may change: how long it trains, how it is judged, logged and checkpointed, and over
@@ -77,6 +79,40 @@ class Checkpoints:
                 errors.append(f"{path}: {reason}")
                 print(f"warning: checkpoint {path} is unreadable ({reason}); trying the previous one")
         raise CheckpointError("no readable checkpoint:\n  " + "\n  ".join(errors))
+
+
+class BestCheckpoint:
+    """The checkpoint of the best judge evaluation so far by ``objective``, kept apart from the newest ones
+    (``<checkpoints>/best``, one checkpoint), with ``best.json`` recording its step, epoch and value."""
+
+    def __init__(self, folder: Path, state: list[tf.Variable], objective: str, maximise: bool):
+        self.folder = folder
+        self.objective, self.maximise = objective, maximise
+        self.checkpoints = Checkpoints(folder, state, keep=1)
+        self.record_file = folder / BEST_FILE
+        self.record = json.loads(self.record_file.read_text()) if self.record_file.is_file() else None
+
+    def offer(self, step: int, epoch: int, result: dict) -> bool:
+        """Save the state as the best if ``result`` (a judgement) beats the best so far; returns whether it did."""
+        value = result.get(self.objective)
+        if value is None or not math.isfinite(value):
+            return False
+        if self.record is not None and not (value > self.record["value"] if self.maximise else value < self.record["value"]):
+            return False
+        path = self.checkpoints.save(step)
+        self.record = {"step": step, "epoch": epoch, "objective": self.objective, "value": value, "path": path}
+        self.record_file.write_text(json.dumps(self.record, indent=2) + "\n")
+        return True
+
+
+def kept_checkpoints(folder: Path) -> dict[int, str]:
+    """``{training step: checkpoint prefix}`` of a run's checkpoint folder: the newest ones and the best."""
+    kept = {}
+    for directory in (folder, folder / BEST_DIR):
+        state = tf.train.get_checkpoint_state(str(directory))
+        for path in state.all_model_checkpoint_paths if state else []:
+            kept[int(path.rsplit("-", 1)[1])] = path if Path(path).is_absolute() else str(directory / path)
+    return dict(sorted(kept.items()))
 
 
 def write_run_files(out_dir: Path, cfg: DictConfig, run_id: str, uri: str) -> None:

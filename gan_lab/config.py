@@ -179,6 +179,7 @@ class DistributeConfig:
 class CheckpointConfig:
     every: int = MISSING  # training steps between checkpoints (also one at the end and on a stop signal)
     keep: int = MISSING  # newest checkpoints kept
+    keep_best: bool = True  # with the judge: also keep the best evaluation's checkpoint (by sweep.objective)
 
 
 @dataclass

@@ -1,9 +1,12 @@
-"""python -m gan_lab.evaluate run_id=<id> | model_uri=models:/<name>@<alias> | images=<file.npz> [n=10000] [seed=0] [data.*] [judge.*] [mlflow.*]
+"""python -m gan_lab.evaluate run_id=<id> | model_uri=models:/<name>@<alias> | images=<file.npz> [n=10000] [seed=0] [checkpoint=best|last|<step>] [checkpoints=all] [data.*] [judge.*] [mlflow.*]
 
 Judges samples and prints their figures (with the real-data ceilings as real_*) as one JSON object
 on stdout; everything else goes to stderr.
 - run_id= / model_uri=: generate n samples from that generator, judge them and log the figures into
   its training run. The run's own data settings choose the judge unless data.* overrides are given.
+- checkpoint= (with run_id=): the run's last generator (default), its best judge evaluation's, or that
+  of a kept checkpoint's training step. checkpoints=all: judge every checkpoint the run keeps and log
+  the curve into the run as eval/<metric> by training step (for runs trained with the judge off too).
 - images=: judge an .npz holding `images` (N x 28 x 28, N x 28 x 28 x 1 or N x 784; uint8 0-255, or
   float in 0-1 or -1-1) and optionally the `labels` a conditional generator was asked for.
 """
@@ -12,6 +15,7 @@ import contextlib
 import json
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -32,6 +36,10 @@ class EvaluateArgs:
         "help": "also judge samples of noise truncated to |z| <= this (logged as truncation_<t>/<metric>)"})
     rejection: Optional[float] = field(default=None, metadata={
         "help": "also judge samples D accepts, rejection sampling at this percentile (drs_<p>/<metric>)"})
+    checkpoint: Optional[str] = field(default=None, metadata={
+        "help": "a run's generator: last (default), best (best judge evaluation) or a kept checkpoint's training step"})
+    checkpoints: Optional[str] = field(default=None, metadata={
+        "help": "all: judge every checkpoint the run keeps, logged as eval/<metric> by training step"})
 
 
 def load_samples(path: str) -> tuple[np.ndarray, np.ndarray | None, str]:
@@ -85,17 +93,27 @@ def evaluate(args: EvaluateArgs, overrides: list[str]) -> dict:
     from gan_lab import tracking
     from gan_lab.judge import judge_generator, log_judgement
 
-    run, model_uri = tracking.generator_source(args.run_id, args.model_uri, cfg.mlflow.tracking_uri)
+    if args.checkpoints not in (None, "all"):
+        raise ConfigError(f"checkpoints={args.checkpoints}: only checkpoints=all (every kept checkpoint) is known")
+    if args.checkpoints and (args.run_id is None or args.checkpoint or args.truncation or args.rejection):
+        raise ConfigError("checkpoints=all judges every checkpoint of one run: give run_id=, without checkpoint=, "
+                          "truncation= or rejection=")
+    if args.checkpoint is not None and args.run_id is None:
+        raise ConfigError(f"checkpoint={args.checkpoint} picks one of a training run's generators: give run_id=")
+    run, _ = tracking.generator_source(args.run_id, args.model_uri, cfg.mlflow.tracking_uri)
     trained = tracking.run_config(run)
     data = [as_override(f"data.{key}", value) for key, value in trained.data.items() if key != "name"]
     cfg = check_overrides([f"data={trained.data.name}", *data, *overrides])  # the user's data.* last, so they win
     judge = get_judge(cfg)
-    generator = mlflow.keras.load_model(model_uri)
+    if args.checkpoints:
+        return evaluate_checkpoints(run, trained, judge, args.n, cfg.seed)
+    run, generator, source = tracking.load_generator(args.run_id, args.model_uri, args.checkpoint, cfg.mlflow.tracking_uri)
     history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "d_loss")
     step = max((m.step for m in history), default=0)
     result = judge_generator(judge, generator, trained.model, args.n, cfg.seed)
-    log_judgement(run.info.run_id, judge, result, step)
-    summary = {**result, **judge.ceilings, "judge": judge.info["key"], "run_id": run.info.run_id}
+    # the run's figures; another checkpoint's go beside them, as checkpoint_<best|step>/<metric>
+    log_judgement(run.info.run_id, judge, result, step, "" if args.checkpoint in (None, "last") else f"checkpoint_{args.checkpoint}")
+    summary = {**result, **judge.ceilings, "judge": judge.info["key"], "run_id": run.info.run_id, "generator": source}
     if args.truncation is not None or args.rejection is not None:  # beside the plain figures, never in their place
         discriminator = None if args.rejection is None else tracking.load_discriminator(run, trained.model)
         sampled = judge_generator(judge, generator, trained.model, args.n, cfg.seed, args.truncation, discriminator,
@@ -104,6 +122,38 @@ def evaluate(args: EvaluateArgs, overrides: list[str]) -> dict:
         log_judgement(run.info.run_id, judge, sampled, step, prefix)
         summary |= {f"{prefix}/{name}": value for name, value in sampled.items()}
     return summary
+
+
+def evaluate_checkpoints(run, trained, judge, n: int, seed: int) -> dict:
+    """Judge the generator of every checkpoint ``run`` keeps and log each scalar as ``eval/<metric>`` at its
+    training step; returns ``{"checkpoints": {step: figures}, "best_step": ...}`` by ``sweep.objective``."""
+    from mlflow import MlflowClient
+
+    from gan_lab import tracking
+    from gan_lab.checkpoints import CHECKPOINT_DIR, kept_checkpoints
+    from gan_lab.judge import judge_generator
+    from gan_lab.metrics import SCALARS
+    from gan_lab.trainer import checkpoint_generator
+
+    folder = Path(run.data.tags.get("output_dir", "")) / CHECKPOINT_DIR
+    kept = kept_checkpoints(folder) if folder.is_dir() else {}
+    if not kept:
+        raise ConfigError(f"checkpoints=all: run {run.info.run_id} keeps no checkpoints on this machine ({folder})")
+    client, scored = MlflowClient(), {}
+    for step, path in kept.items():
+        result = judge_generator(judge, checkpoint_generator(trained, path), trained.model, n, seed)
+        scored[step] = {name: result[name] for name in SCALARS if name in result}
+        for name, value in scored[step].items():
+            client.log_metric(run.info.run_id, f"eval/{name}", value, step=step)
+        print(f"step {step}: " + ", ".join(f"{name} {scored[step][name]:.3g}" for name in ("score", "fid", "precision",
+              "recall") if name in scored[step]), file=sys.stderr)
+    objective, maximise = trained.sweep.objective, trained.sweep.direction.name == "maximize"
+    judged = [step for step in scored if np.isfinite(scored[step].get(objective, np.nan))]
+    best = (max if maximise else min)(judged, key=lambda step: scored[step][objective]) if judged else None
+    print(f"logged into run {run.info.run_id} as eval/<metric> by training step; best {objective}: step {best} "
+          f"(pick it with checkpoint={best})", file=sys.stderr)
+    return {"checkpoints": scored, "best_step": best, "objective": objective, **judge.ceilings,
+            "judge": judge.info["key"], "run_id": run.info.run_id}
 
 
 def sampling_prefix(truncation: float | None, rejection: float | None) -> str:

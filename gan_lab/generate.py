@@ -1,7 +1,8 @@
-"""python -m gan_lab.generate run_id=<id> | model_uri=models:/<name>@<alias> [n=100] [out=<dir>] [seed=0] [labels=[7]] [truncation=0.8] [rejection=80] [mlflow.tracking_uri=<uri>]
+"""python -m gan_lab.generate run_id=<id> | model_uri=models:/<name>@<alias> [n=100] [out=<dir>] [seed=0] [labels=[7]] [truncation=0.8] [rejection=80] [checkpoint=best|last|<step>] [mlflow.tracking_uri=<uri>]
 
 Loads the generator of a training run (or of a registered model) and writes <out>/samples.npz
-(`images`: uint8 N x 28 x 28; for conditional models also `labels`) and <out>/grid.png.
+(`images`: uint8 N x 28 x 28; for conditional models also `labels`) and <out>/grid.png. A run's
+checkpoint= picks its last generator (default), its best judge evaluation's, or a kept checkpoint's step.
 The same generator and seed always give byte-identical files.
 """
 
@@ -30,6 +31,8 @@ class GenerateArgs:
     truncation: Optional[float] = field(default=None, metadata={"help": "noise truncated to |z| <= this (default: plain)"})
     rejection: Optional[float] = field(default=None, metadata={
         "help": "keep the samples D accepts: rejection sampling at this percentile (default: all)"})
+    checkpoint: Optional[str] = field(default=None, metadata={
+        "help": "a run's generator: last (default), best (best judge evaluation) or a kept checkpoint's training step"})
 
 
 def save_npz(path: Path, **arrays: np.ndarray) -> None:
@@ -45,15 +48,13 @@ def save_npz(path: Path, **arrays: np.ndarray) -> None:
 
 def generate(args: GenerateArgs, seed: int = 0, tracking_uri: str | None = None) -> Path:
     """Write the samples of ``args``'s generator; returns the .npz path."""
-    import mlflow
-
     from gan_lab import figures, tracking
     from gan_lab.config import ConfigError
     from gan_lab.sampling import draw
 
     if args.n < 1:
         raise ConfigError(f"n={args.n}: must be >= 1")
-    run, model_uri = tracking.generator_source(args.run_id, args.model_uri, tracking_uri)
+    run, generator, _ = tracking.load_generator(args.run_id, args.model_uri, args.checkpoint, tracking_uri)
     model_cfg = tracking.run_config(run).model
     num_classes = model_cfg.get("num_classes", 0)
     if num_classes and args.labels is not None and not all(0 <= d < num_classes for d in args.labels):
@@ -66,7 +67,6 @@ def generate(args: GenerateArgs, seed: int = 0, tracking_uri: str | None = None)
         raise ConfigError(f"truncation={args.truncation}: must be > 0 (|z| <= truncation)")
     if args.rejection is not None and not 0 <= args.rejection <= 100:
         raise ConfigError(f"rejection={args.rejection}: a percentile in [0, 100] (higher: D rejects more)")
-    generator = mlflow.keras.load_model(model_uri)
     discriminator = None if args.rejection is None else tracking.load_discriminator(run, model_cfg)
     images, labels, _ = draw(generator, model_cfg, args.n, seed, args.truncation, discriminator, args.rejection,
                              args.labels)

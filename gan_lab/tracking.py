@@ -263,18 +263,82 @@ def generator_source(run_id: str | None, model_uri: str | None, uri: str | None 
     return find_training_run(source_run, uri), model_uri
 
 
-def register_generator(run_id: str, name: str, alias: str | None, uri: str | None = None) -> str:
-    """Register run ``run_id``'s generator as a new version of model ``name`` (and point ``alias`` at it);
-    returns the version."""
-    run = find_training_run(run_id, uri)
+def load_generator(run_id: str | None, model_uri: str | None, checkpoint: str | None = None, uri: str | None = None):
+    """(training run, generator, where it came from) for ``run_id=`` or ``model_uri=`` (see ``generator_source``)
+    and ``checkpoint=``: a run's ``last`` generator (the default), its ``best`` (the best judge evaluation's,
+    ``generator_best``) or the one of its kept checkpoint of training step ``<step>``."""
+    run, model_uri = generator_source(run_id, model_uri, uri)
+    if checkpoint is None or checkpoint == "last":
+        return run, mlflow.keras.load_model(model_uri), model_uri
+    if run_id is None:
+        raise LookupError(f"checkpoint={checkpoint} picks one of a training run's generators: give run_id=, not model_uri=")
+    if checkpoint == "best":
+        model_uri = f"runs:/{run_id}/{logged_generator(run, 'generator_best').name}"
+        return run, mlflow.keras.load_model(model_uri), model_uri
+    path = checkpoint_path(run, checkpoint)
+    from gan_lab.trainer import checkpoint_generator
+
+    return run, checkpoint_generator(run_config(run), path), path
+
+
+def checkpoint_path(run: Run, checkpoint: str) -> str:
+    """The kept checkpoint of training step ``checkpoint`` in the run's folder; LookupError naming the kept ones."""
+    from pathlib import Path
+
+    from gan_lab.checkpoints import CHECKPOINT_DIR, kept_checkpoints
+
+    folder = Path(run.data.tags.get("output_dir", "")) / CHECKPOINT_DIR
+    if not str(checkpoint).isdigit():
+        raise LookupError(f"checkpoint={checkpoint}: give best, last or a training step (a number)")
+    if not folder.is_dir():
+        raise LookupError(f"checkpoint={checkpoint}: run {run.info.run_id}'s checkpoints are not on this machine "
+                          f"({folder}); checkpoint=best and checkpoint=last load from MLflow")
+    kept = kept_checkpoints(folder)
+    if int(checkpoint) not in kept:
+        raise LookupError(f"checkpoint={checkpoint}: run {run.info.run_id} keeps the checkpoints of steps "
+                          f"{', '.join(map(str, kept)) or 'none'} in {folder}")
+    return kept[int(checkpoint)]
+
+
+def logged_generator(run: Run, name: str = "generator"):
+    """The newest logged model ``name`` of a training run; LookupError if it logged none."""
     logged = mlflow.search_logged_models(  # MLflow 3 keeps the generator as a logged model, not run artifacts
         experiment_ids=[run.info.experiment_id], output_format="list", max_results=1,
-        filter_string=f"source_run_id='{run_id}' AND name='generator'",
+        filter_string=f"source_run_id='{run.info.run_id}' AND name='{name}'",
         order_by=[{"field_name": "creation_timestamp", "ascending": False}])
-    if not logged:
-        raise LookupError(f"run {run_id} logged no generator (it may have ended before its export); "
-                          "register a run that finished")
-    version = mlflow.register_model(logged[0].model_uri, name).version
+    if logged:
+        return logged[0]
+    if name == "generator_best":
+        raise LookupError(f"run {run.info.run_id} has no best checkpoint's generator: it trained without the judge or "
+                          f"with checkpoint.keep_best=false; score its kept checkpoints with python -m gan_lab.evaluate "
+                          f"run_id={run.info.run_id} checkpoints=all, then pick one with checkpoint=<step>")
+    raise LookupError(f"run {run.info.run_id} logged no {name} (it may have ended before its export); "
+                      "use a run that finished")
+
+
+def register_generator(run_id: str, name: str, alias: str | None, uri: str | None = None,
+                       checkpoint: str | None = None) -> str:
+    """Register run ``run_id``'s generator (``checkpoint=``: its ``last``, ``best`` or a kept checkpoint's step,
+    which is first logged into the run as ``generator_step_<step>``) as a new version of model ``name`` (and
+    point ``alias`` at it); returns the version."""
+    run = find_training_run(run_id, uri)
+    if checkpoint not in (None, "last", "best"):
+        path = checkpoint_path(run, checkpoint)
+        from gan_lab.trainer import checkpoint_generator
+
+        import numpy as np
+
+        from gan_lab.models import generator_inputs, sample_noise
+
+        cfg = run_config(run)
+        noise, labels = generator_inputs(cfg.model, sample_noise(np.random.default_rng(0), 2, cfg.model.latent_dim,
+                                                                 cfg.model.noise))
+        with mlflow.start_run(run_id=run_id):
+            log_keras_model(checkpoint_generator(cfg, path), f"generator_step_{checkpoint}",
+                            noise if labels is None else {"noise": noise, "label": labels})
+    logged = logged_generator(run, {None: "generator", "last": "generator", "best": "generator_best"}.get(
+        checkpoint, f"generator_step_{checkpoint}"))
+    version = mlflow.register_model(logged.model_uri, name).version
     if alias:
         MlflowClient().set_registered_model_alias(name, alias, version)
     return str(version)

@@ -17,8 +17,8 @@ from omegaconf import DictConfig
 
 from gan_lab import figures, tracking
 from gan_lab.callbacks import Checkpointer, RunRecorder, stop_on_signals
-from gan_lab.checkpoints import CHECKPOINT_DIR, Checkpoints, write_run_files
-from gan_lab.config import ConfigError, augment_policies, validate
+from gan_lab.checkpoints import BEST_DIR, CHECKPOINT_DIR, BestCheckpoint, Checkpoints, write_run_files
+from gan_lab.config import ConfigError, Direction, Strategy, augment_policies, validate
 from gan_lab.data import Data, load, make_dataset
 from gan_lab.distribute import fused_steps, is_chief, make_strategy
 from gan_lab.gan import GAN, METRICS, Objective
@@ -144,8 +144,14 @@ def train(cfg: DictConfig, output_dir: str | Path | None = None, tags: dict[str,
     uri = tracking.tracking_uri(cfg.mlflow.tracking_uri)
     logged = _logged_history(run_id, uri) if run_id and chief else None
     recorder = RunRecorder(cfg, out_dir, fixed_inputs, epochs, total_steps, steps_per_epoch, judge, logged, chief)
-    checkpoints = Checkpoints(checkpoint_dir, [*gan.training_state(), recorder.train_seconds], cfg.checkpoint.keep,
-                              keeps=chief)
+    state = [*gan.training_state(), recorder.train_seconds]
+    checkpoints = Checkpoints(checkpoint_dir, state, cfg.checkpoint.keep, keeps=chief)
+    if judge is not None and cfg.checkpoint.keep_best:
+        if cfg.distribute.strategy == Strategy.multi_worker:  # the chief alone judges; a save takes every worker
+            print("checkpoint.keep_best: off with distribute=multi_worker; the newest checkpoints are kept")
+        else:
+            recorder.best = BestCheckpoint(checkpoint_dir / BEST_DIR, state, cfg.sweep.objective,
+                                           cfg.sweep.direction == Direction.maximize)
     start_step = 0
     if run_id:
         path = checkpoints.restore_latest()
@@ -196,8 +202,28 @@ def train(cfg: DictConfig, output_dir: str | Path | None = None, tags: dict[str,
             return None
         mlflow.log_metric("train_steps", gan.train_steps, step=gan.train_steps)  # a resumed run extended adds a point
         _save_results(gan, stock_generator(cfg.model, gan.ema_generator), recorder, fixed_inputs, out_dir)
+        if recorder.best is not None and recorder.best.record is not None:  # last: it restores the best state
+            _export_best(cfg, gan, recorder.best, fixed_inputs)
         print(f"Done: {gan.train_steps} steps. Generate samples with: python -m gan_lab.generate run_id={run_id}")
         return run_id
+
+
+def checkpoint_generator(cfg: DictConfig, path: str) -> keras.Model:
+    """The (EMA, stock-layer, float32) generator of the training checkpoint ``path`` of a run of ``cfg``."""
+    gan = build_gan(cfg)
+    train_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False)  # as RunRecorder checkpoints it
+    tf.train.Checkpoint(state=[*gan.training_state(), train_seconds]).restore(path).assert_existing_objects_matched()
+    return stock_generator(cfg.model, gan.ema_generator)
+
+
+def _export_best(cfg: DictConfig, gan: GAN, best: BestCheckpoint, fixed_inputs) -> None:
+    """Restore the best evaluation's state into ``gan`` and log its generator as ``generator_best``."""
+    best.checkpoints.checkpoint.restore(best.record["path"]).assert_existing_objects_matched()
+    noise, labels = fixed_inputs
+    tracking.log_keras_model(stock_generator(cfg.model, gan.ema_generator), "generator_best",
+                             noise[:2] if labels is None else {"noise": noise[:2], "label": labels[:2]})
+    print(f"Best judge evaluation: step {best.record['step']} (epoch {best.record['epoch']}), {best.objective} "
+          f"{best.record['value']:.4g}: exported as generator_best (checkpoint=best)")
 
 
 def _logged_history(run_id: str, uri: str) -> dict[str, list[tuple[int, float]]]:

@@ -9,6 +9,7 @@ import logging
 import mlflow
 import numpy as np
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
 from gan_lab import generate as generate_cli
@@ -26,9 +27,15 @@ def sweep_runs(store: str):
     runs = client.search_runs([client.get_experiment_by_name("gan_lab").experiment_id])
     parents = [r for r in runs if r.data.tags.get("gan_lab.kind") == "sweep"]
     assert len(parents) == 1
-    children = {int(r.data.tags["sweep_job"]): r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id}
+    children = {run_key(r): r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id}
     assert len(children) == len(runs) - 1  # every other run is a child of the sweep
     return client, parents[0], children
+
+
+def run_key(run) -> int | tuple[int, int]:
+    """A child's job number, or (job, repeat) in a replicated sweep."""
+    job = int(run.data.tags["sweep_job"])
+    return (job, int(run.data.tags["sweep_repeat"])) if "sweep_repeat" in run.data.tags else job
 
 
 def artifact_paths(client: MlflowClient, run_id: str, path: str) -> set[str]:
@@ -84,23 +91,25 @@ def test_the_parent_holds_the_summary_and_the_best_job(failing_sweep):
     assert parent.data.params == best.data.params  # the best job's config, for comparing sweeps
 
     assert artifact_paths(client, parent.info.run_id, "summary") >= SUMMARY_FIGURES | {
-        "summary/summary.csv", "summary/summary.md", "summary/metrics_vs_optimizer.lr.png"}
-    table = list(csv.DictReader(io.StringIO(mlflow.artifacts.load_text(f"{parent.info.artifact_uri}/summary/summary.csv"))))
+        "summary/summary.csv", "summary/runs.csv", "summary/summary.md", "summary/metrics_vs_optimizer.lr.png"}
+    table = list(csv.DictReader(io.StringIO(mlflow.artifacts.load_text(f"{parent.info.artifact_uri}/summary/runs.csv"))))
     assert [(row["job"], row["optimizer.lr"], row["status"]) for row in table] == [
         ("0", "0.0001", "FINISHED"), ("1", "-1", "FAILED"), ("2", "0.0004", "FINISHED")]
     assert float(table[2]["fid"]) == pytest.approx(children[2].data.metrics["fid"], rel=1e-3)
     assert float(table[0]["train_seconds"]) > 0 and table[1]["fid"] == "" and "must be > 0" in table[1]["failure"]
     markdown = (folder / "sweep" / "summary" / "summary.md").read_text()
-    assert f"Best job by lowest fid: {best.data.tags['sweep_job']} (run {best.info.run_id}" in markdown
+    assert f"Best run by lowest fid: job {best.data.tags['sweep_job']} (run {best.info.run_id}" in markdown
+    assert parent.data.tags["best_config"] == f"optimizer.lr={best.data.params['optimizer.generator.lr']}"
     for child in finished:
         assert "grid.png" in {a.path for a in client.list_artifacts(child.info.run_id)}
 
 
 @pytest.fixture(scope="module")
 def search(mnist_dir, judge_overrides, tmp_path_factory):
-    """A three-trial optuna search over the learning rate whose best trial is registered as `tiny@champion`."""
+    """A three-trial optuna search over the learning rate, two seeds per trial, whose best run is registered as
+    `tiny@champion`."""
     folder = tmp_path_factory.mktemp("search")
-    result = run_cli(["-m", "+sweep=lr_search", "hydra.sweeper.n_trials=3", *TINY, "sweep.register=tiny",
+    result = run_cli(["-m", "+sweep=lr_search", "hydra.sweeper.n_trials=3", "sweep.repeats=2", *TINY, "sweep.register=tiny",
                       f"hydra.sweep.dir={folder / 'sweep'}", *judge_overrides], folder, mnist_dir)
     assert result.returncode == 0, result.stderr[-3000:]
     return folder, f"sqlite:///{folder / 'mlflow.db'}"
@@ -109,13 +118,16 @@ def search(mnist_dir, judge_overrides, tmp_path_factory):
 def test_an_optuna_search_is_a_sweep_too(search):
     folder, store = search
     client, parent, children = sweep_runs(store)
-    assert parent.data.tags["gan_lab.sweeper"] == "optuna" and sorted(children) == [0, 1, 2]
-    rates = [float(children[j].data.params["optimizer.generator.lr"]) for j in range(3)]
+    assert parent.data.tags["gan_lab.sweeper"] == "optuna" and sorted(children) == [(j, r) for j in range(3) for r in (0, 1)]
+    rates = [float(children[j, 0].data.params["optimizer.generator.lr"]) for j in range(3)]
     assert len(set(rates)) == 3 and all(5e-5 <= lr <= 2e-3 for lr in rates)  # the preset's log-uniform range
-    fids = [children[j].data.metrics["fid"] for j in range(3)]
-    results = (folder / "sweep" / "optimization_results.yaml").read_text()
-    assert f"best_value: {min(fids)}" in results  # each trial returned its final fid
-    assert parent.data.tags["best_run_id"] == children[int(np.argmin(fids))].info.run_id
+    assert all(children[j, 1].data.params["optimizer.generator.lr"] == children[j, 0].data.params["optimizer.generator.lr"]
+               for j in range(3))
+    fids = {key: child.data.metrics["fid"] for key, child in children.items()}
+    means = [(fids[j, 0] + fids[j, 1]) / 2 for j in range(3)]
+    results = yaml.safe_load((folder / "sweep" / "optimization_results.yaml").read_text())
+    assert results["best_value"] == pytest.approx(min(means), rel=1e-12)  # each trial returned its runs' mean fid
+    assert parent.data.tags["best_run_id"] == min(children.values(), key=lambda c: c.data.metrics["fid"]).info.run_id
     assert "summary/objective_by_trial.png" in artifact_paths(client, parent.info.run_id, "summary")
 
 
@@ -165,3 +177,58 @@ def test_a_sweep_through_submitit_runs_each_job_in_its_own_process(mnist_dir, ju
         log = child.data.tags["gan_lab.job_stdout"]
         assert log.startswith(str(tmp_path / "sweep" / ".submitit")) and child.data.tags["gan_lab.job_stderr"]
         assert f"MLflow run {child.info.run_id}" in open(log).read()
+
+
+@pytest.fixture(scope="module")
+def replicated(mnist_dir, judge_overrides, tmp_path_factory):
+    """Two learning rates, three seeds each (``sweep.repeats=3``), one job after the other."""
+    folder = tmp_path_factory.mktemp("replicated")
+    result = run_cli(["-m", "optimizer.lr=2e-4,8e-4", "sweep.repeats=3", *TINY, f"hydra.sweep.dir={folder / 'sweep'}",
+                      *judge_overrides], folder, mnist_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result, folder, f"sqlite:///{folder / 'mlflow.db'}"
+
+
+def test_repeats_run_each_configuration_with_several_seeds(replicated):
+    result, folder, store = replicated
+    client, parent, children = sweep_runs(store)
+    assert sorted(children) == [(j, r) for j in (0, 1) for r in (0, 1, 2)]
+    assert {key: child.data.params["seed"] for key, child in children.items()} == {
+        (j, r): str(r) for j in (0, 1) for r in (0, 1, 2)}
+    assert len({child.data.tags["output_dir"] for child in children.values()}) == 6  # a folder (checkpoints) each
+    assert len({child.data.metrics["fid"] for child in children.values()}) == 6  # the seeds differ
+    assert "triggered tf.function retracing" not in result.stdout + result.stderr
+
+
+def test_the_summary_gives_mean_std_and_n_per_configuration(replicated):
+    result, folder, store = replicated
+    client, parent, children = sweep_runs(store)
+    table = list(csv.DictReader(io.StringIO(mlflow.artifacts.load_text(f"{parent.info.artifact_uri}/summary/summary.csv"))))
+    assert [(row["optimizer.lr"], row["runs"], row["n"]) for row in table] == [("0.0002", "3", "3"), ("0.0008", "3", "3")]
+    means = {}
+    for job, row in enumerate(table):
+        for metric in ("fid", "score", "precision", "kid"):
+            values = [children[job, r].data.metrics[metric] for r in (0, 1, 2)]
+            assert float(row[f"{metric}_mean"]) == pytest.approx(np.mean(values), rel=1e-3), metric
+            assert float(row[f"{metric}_std"]) == pytest.approx(np.std(values, ddof=1), rel=1e-3, abs=1e-6), metric
+        means[row["optimizer.lr"]] = float(row["fid_mean"])
+    best = min(means, key=means.get)
+    assert parent.data.tags["best_config"] == f"optimizer.lr={best}"
+    assert parent.data.metrics["best_config/fid_mean"] == pytest.approx(means[best], rel=1e-3)
+    assert parent.data.metrics["best_config/n"] == 3 and "best_config/fid_std" in parent.data.metrics
+    markdown = (folder / "sweep" / "summary" / "summary.md").read_text()
+    assert f"Best configuration by lowest mean fid: optimizer.lr={best} (fid " in markdown and "±" in markdown
+    runs = list(csv.DictReader(io.StringIO(mlflow.artifacts.load_text(f"{parent.info.artifact_uri}/summary/runs.csv"))))
+    assert [(row["job"], row["seed"]) for row in runs] == [(str(j), str(r)) for j in (0, 1) for r in (0, 1, 2)]
+    assert float(runs[0]["fid_std"]) > 0  # each run's judge figures with their standard errors
+    assert "summary/metrics_vs_optimizer.lr.png" in artifact_paths(client, parent.info.run_id, "summary")
+    assert f"Best configuration (lr={float(best):.3g}): fid" in result.stdout
+
+
+def test_repeats_need_a_sweep(capsys):
+    from gan_lab.__main__ import check_command_line
+
+    with pytest.raises(SystemExit) as exit_:
+        check_command_line(["sweep.repeats=3"])
+    assert exit_.value.code == 2
+    assert "sweep.repeats=3 replicates the jobs of a sweep: add -m" in capsys.readouterr().err
