@@ -3,7 +3,8 @@
 A small CNN (two Conv2D with MaxPooling, Flatten, two Dense, a softmax over the dataset's K classes)
 trained by gan_lab on the configured data and cached on disk under a key of its architecture, dataset,
 data (images, labels and class names) and settings. Its penultimate layer gives the features for the
-Fréchet distance and precision/recall. It needs labelled data of at least two classes (``unjudgeable``).
+Fréchet and kernel distances and precision/recall. It needs labelled data of at least two classes
+(``unjudgeable``).
 
 Data: with ``data.split=train`` the judge trains on the train split and holds out the test
 split; with ``data.split=test``, and for own images (data=folder, data=npz), which have no splits, it
@@ -40,6 +41,8 @@ from gan_lab.sampling import draw
 # v2: reference labels; v3: K outputs, the dataset's classes, their names in the key and judge.json
 ARCHITECTURE = "conv32x3-maxpool-conv64x3-maxpool-flatten-dense128-dense{classes}-softmax/v3"
 JUDGE_KEY_TAG = "gan_lab.judge_key"
+# The judge.* settings its training and real-data ceilings depend on: in its key, judge.json and MLflow params.
+SETTINGS = ("epochs", "batch_size", "holdout", "seed", "k", "subsets", "kid_subsets", "kid_subset_size")
 
 
 def architecture(num_classes: int) -> str:
@@ -64,7 +67,7 @@ def build_classifier(num_classes: int) -> keras.Model:
 class Judge:
     model: keras.Model  # image -> (probs, features)
     reference: np.ndarray  # features of the real reference images
-    reference_labels: np.ndarray  # their classes (for per-class recall of conditional samples)
+    reference_labels: np.ndarray  # their classes (for per-class recall and FID of conditional samples)
     info: dict  # key, dataset, classes, settings, accuracies, real-data ceilings ("real": {...}), MLflow run id
 
     def outputs(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -76,8 +79,9 @@ class Judge:
     def evaluate(self, images: np.ndarray, requested: np.ndarray | None = None) -> dict:
         """All metrics of a sample set; ``requested``: the labels a conditional generator was given."""
         probs, features = self.outputs(images)
-        return sample_metrics(probs, features, self.reference, requested, k=self.info["k"],
-                              reference_labels=self.reference_labels)
+        info = self.info
+        return sample_metrics(probs, features, self.reference, requested, info["k"], self.reference_labels,
+                              info["subsets"], info["kid_subsets"], info["kid_subset_size"])
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -141,7 +145,7 @@ def check_class_sizes(fit, held, classes: tuple[str, ...], judge_cfg: DictConfig
 def judge_key(judge_cfg: DictConfig, fit, held, dataset: str, classes: tuple[str, ...]) -> str:
     """The cache key: architecture, ``dataset`` (data.name) and its ``classes`` (named, not only
     fingerprinted, so a judge never serves other class names), the arrays and the settings."""
-    settings = {k: judge_cfg[k] for k in ("epochs", "batch_size", "holdout", "seed", "k")}
+    settings = {k: judge_cfg[k] for k in SETTINGS}
     spec = {"architecture": architecture(len(classes)), "dataset": dataset, "classes": list(classes), **settings,
             "fit": _fingerprint(*fit), "held": _fingerprint(*held)}
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
@@ -171,7 +175,7 @@ def train_judge(judge_cfg: DictConfig, fit, held, key: str, data: Data) -> Judge
         "dataset": data.name,
         "classes": list(data.classes),
         "architecture": architecture(len(data.classes)),
-        **{k: judge_cfg[k] for k in ("epochs", "batch_size", "holdout", "seed", "k")},
+        **{k: judge_cfg[k] for k in SETTINGS},
         "n_fit": len(fit[0]),
         "n_holdout": len(held_x),
         "fit_accuracy": _accuracy(model, *fit),
@@ -243,8 +247,7 @@ def _log_once(judge: Judge, cfg: DictConfig) -> str:
     info = judge.info
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"judge-{key[:8]}",
                           tags={tracking.RUN_KIND_TAG: "judge", JUDGE_KEY_TAG: key}) as run:
-        mlflow.log_params({k: info[k] for k in ("architecture", "epochs", "batch_size", "holdout", "seed", "k",
-                                                 "n_fit", "n_holdout")})
+        mlflow.log_params({k: info[k] for k in ("architecture", *SETTINGS, "n_fit", "n_holdout")})
         mlflow.log_params({f"data.{k}": v for k, v in tracking.flatten(cfg.data).items()})
         mlflow.log_metrics({"fit_accuracy": info["fit_accuracy"], "holdout_accuracy": info["holdout_accuracy"],
                             **judge.ceilings})

@@ -15,7 +15,9 @@ from gan_lab.generate import GenerateArgs, generate
 from gan_lab.judge import get_judge, judge_data, judge_key
 from gan_lab.trainer import train
 
-SCALARS = {"score", "fid", "precision", "recall", "confidence", "min_share", "max_share", "kl_uniform"}
+SCALARS = {"score", "fid", "kid", "precision", "recall", "confidence", "min_share", "max_share", "kl_uniform",
+           "score_std", "fid_std", "kid_std", "precision_std", "recall_std"}
+CONDITIONAL = {"cond_acc", "min_class_recall", "intra_fid"}
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +59,7 @@ def test_judge_is_cached_and_logged_once(judge, judge_cfg, mlflow_uri, monkeypat
     run = MlflowClient(mlflow_uri).get_run(judge.info["mlflow_run_id"])
     assert run.data.tags["gan_lab.kind"] == "judge"
     assert run.data.metrics["holdout_accuracy"] == pytest.approx(judge.info["holdout_accuracy"])
-    assert {f"real_{name}" for name in SCALARS} <= set(run.data.metrics)
+    assert {f"real_{name}" for name in SCALARS | CONDITIONAL} <= set(run.data.metrics)
 
 
 def test_changed_settings_change_the_key(judge_cfg):
@@ -85,9 +87,10 @@ def test_training_run_logs_judge_metrics_and_figures(trained_runs, mlflow_uri, m
     run = client.get_run(trained_runs[model])
     expected = SCALARS | {f"real_{name}" for name in SCALARS}
     if model == "cgan":
-        expected |= {"cond_acc", "real_cond_acc"}
+        expected |= CONDITIONAL | {f"real_{name}" for name in CONDITIONAL}
     assert expected <= set(run.data.metrics)
     assert [m.step for m in client.get_metric_history(run.info.run_id, "score")] == [1]
+    assert all(np.isfinite(run.data.metrics[name]) for name in expected)
     images = [a.path for a in client.list_artifacts(run.info.run_id, "images")]
     assert any(p.startswith("images/label_histogram") for p in images)
     assert any(p.startswith("images/confusion_matrix") for p in images) == (model == "cgan")
