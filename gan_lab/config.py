@@ -193,6 +193,7 @@ class JudgeConfig:
     subsets: int = MISSING  # disjoint subsets of the samples whose spread gives <metric>_std (standard errors)
     kid_subsets: int = MISSING  # KID: mean and std over this many random subsets
     kid_subset_size: int = MISSING  # of this many samples and reference images each (capped by the smaller set)
+    cas_epochs: int = MISSING  # CAS: epochs of training a classifier on a conditional run's final samples
     every: int = MISSING  # evaluate every N epochs (and after the last)
     cache_dir: str = MISSING
     experiment: str = MISSING
@@ -289,7 +290,7 @@ AT_LEAST_ONE = (
     "train.grid_size",
     "model.latent_dim",
     "judge.epochs", "judge.batch_size", "judge.samples", "judge.every", "judge.k", "judge.kid_subsets",
-    "checkpoint.every", "checkpoint.keep",
+    "judge.cas_epochs", "checkpoint.every", "checkpoint.keep",
 )
 AT_LEAST_TWO = ("judge.subsets", "judge.kid_subset_size")  # a spread, an unbiased MMD: two or more
 

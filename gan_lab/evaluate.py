@@ -93,7 +93,7 @@ def evaluate(args: EvaluateArgs, overrides: list[str]) -> dict:
     generator = mlflow.keras.load_model(model_uri)
     history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "d_loss")
     step = max((m.step for m in history), default=0)
-    result = judge_generator(judge, generator, trained.model, args.n, cfg.seed)
+    result = judge_generator(judge, generator, trained.model, args.n, cfg.seed, cas=True)  # CAS: conditional only
     log_judgement(run.info.run_id, judge, result, step)
     summary = {**result, **judge.ceilings, "judge": judge.info["key"], "run_id": run.info.run_id}
     if args.truncation is not None or args.rejection is not None:  # beside the plain figures, never in their place

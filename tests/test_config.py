@@ -145,6 +145,7 @@ def test_bad_override_fails_at_composition(compose_cfg, override, message):
         ("train.ema=1.5", "train.ema=1.5: must lie in [0, 1)"),
         ("judge.holdout=0", "judge.holdout=0.0: must lie in [0, 1), above 0"),
         ("judge.subsets=1", "judge.subsets=1: must be an integer >= 2"),
+        ("judge.cas_epochs=0", "judge.cas_epochs=0: must be an integer >= 1"),
         ("data.path=/no/such/dir", "data.path=/no/such/dir: no such file or folder"),
         ("train.grid_size=3", "train.grid_size=3: a grid of 9 cannot show one row per each of the model's 30 labels "
                               "or codes; use at least 6"),
@@ -156,7 +157,7 @@ def test_bad_values_fail_validation(compose_cfg, override, message):
     assert message in str(info.value)
 
 
-@pytest.mark.parametrize("objective", ["kid", "fid_std", "intra_fid"])
+@pytest.mark.parametrize("objective", ["kid", "fid_std", "intra_fid", "cas"])
 def test_the_judges_new_metrics_are_sweep_objectives(compose_cfg, objective):
     validate(compose_cfg(f"sweep.objective={objective}"))
 

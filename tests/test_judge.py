@@ -17,7 +17,7 @@ from gan_lab.trainer import train
 
 SCALARS = {"score", "fid", "kid", "precision", "recall", "confidence", "min_share", "max_share", "kl_uniform",
            "score_std", "fid_std", "kid_std", "precision_std", "recall_std"}
-CONDITIONAL = {"cond_acc", "min_class_recall", "intra_fid"}
+CONDITIONAL = {"cond_acc", "min_class_recall", "intra_fid", "cas"}  # of the conditional samples' last evaluation
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +47,26 @@ def test_real_digits_judged_against_the_reference(judge, mnist_dir):
     assert judged_noise["fid"] > 10 * real["fid"] and judged_noise["precision"] < 0.5 * real["precision"]
 
 
+def test_cas_of_real_digits_is_near_the_judges_accuracy(judge, judge_cfg):
+    (images, labels), _ = judge_data(judge_cfg.data, judge_cfg.judge.holdout, judge_cfg.judge.seed)
+    cas = judge.classification_accuracy_score(images[:2000], labels[:2000])
+    assert cas == pytest.approx(judge.info["holdout_accuracy"], abs=0.05)
+    assert 0.1 < judge.ceilings["real_cas"] <= 1  # trained on judge.samples=300 real digits: lower
+
+
+def test_cas_of_shuffled_labels_is_near_chance(judge, judge_cfg):
+    (images, labels), _ = judge_data(judge_cfg.data, judge_cfg.judge.holdout, judge_cfg.judge.seed)
+    shuffled = np.random.default_rng(0).permutation(labels[:1000])
+    assert judge.classification_accuracy_score(images[:1000], shuffled) < 0.3
+
+
+def test_intra_class_fid_of_real_digits_with_their_own_and_swapped_classes(judge):
+    matched = judge.info["real"]["intra_fid"]  # the ceiling half against the reference, class by class
+    swapped = judge.evaluate(judge.ceiling_images, requested=(judge.ceiling_labels + 1) % 10)
+    assert matched < 0.02 * swapped["intra_fid"]
+    assert swapped["fid"] == pytest.approx(judge.info["real"]["fid"], rel=1e-3)  # the same images
+
+
 def test_judge_is_cached_and_logged_once(judge, judge_cfg, mlflow_uri, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("the cached judge was retrained")
@@ -56,6 +76,7 @@ def test_judge_is_cached_and_logged_once(judge, judge_cfg, mlflow_uri, monkeypat
     assert again.info["key"] == judge.info["key"]
     assert again.info["mlflow_run_id"] == judge.info["mlflow_run_id"]
     np.testing.assert_array_equal(again.reference, judge.reference)
+    np.testing.assert_array_equal(again.ceiling_images, judge.ceiling_images)
     run = MlflowClient(mlflow_uri).get_run(judge.info["mlflow_run_id"])
     assert run.data.tags["gan_lab.kind"] == "judge"
     assert run.data.metrics["holdout_accuracy"] == pytest.approx(judge.info["holdout_accuracy"])
@@ -89,6 +110,7 @@ def test_training_run_logs_judge_metrics_and_figures(trained_runs, mlflow_uri, m
     if model == "cgan":
         expected |= CONDITIONAL | {f"real_{name}" for name in CONDITIONAL}
     assert expected <= set(run.data.metrics)
+    assert ("cas" in run.data.metrics) == (model == "cgan")
     assert [m.step for m in client.get_metric_history(run.info.run_id, "score")] == [1]
     assert all(np.isfinite(run.data.metrics[name]) for name in expected)
     images = [a.path for a in client.list_artifacts(run.info.run_id, "images")]
@@ -105,6 +127,7 @@ def test_evaluate_run_logs_into_it(trained_runs, mlflow_uri, judge_overrides, ca
     assert evaluate_main([f"run_id={run_id}", "n=200", f"mlflow.tracking_uri={mlflow_uri}", *judge_overrides]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert 0 <= printed["cond_acc"] <= 1 and sum(printed["counts"]) == 200 and "real_fid" in printed
+    assert 0 <= printed["cas"] <= 1 and "real_cas" in printed
     history = MlflowClient(mlflow_uri).get_metric_history(run_id, "cond_acc")
     assert [m.step for m in history] == [1, 1] and history[-1].value == pytest.approx(printed["cond_acc"])
 
