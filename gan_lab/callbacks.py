@@ -86,12 +86,13 @@ class RunRecorder(keras.callbacks.Callback):
             if epoch in self.grid_at or last:
                 self.save_grid(epoch)
             if self.judge is not None and (epoch in self.judge_at or last) and epoch > self.judged_through:
-                self.run_judge(epoch)
+                self.run_judge(epoch, last)
             # last, so an epoch with d_loss logged is complete in MLflow
             mlflow.log_metrics(values | {"train_seconds": float(self.train_seconds.numpy())}, step=epoch)
 
-    def run_judge(self, epoch: int) -> None:
-        result = judge_generator(self.judge, self.model.ema_generator, self.cfg.model, self.cfg.judge.samples, self.cfg.seed)
+    def run_judge(self, epoch: int, last: bool) -> None:
+        result = judge_generator(self.judge, self.model.ema_generator, self.cfg.model, self.cfg.judge.samples, self.cfg.seed,
+                                 cas=last)  # CAS, costly: on the last evaluation only
         log_judgement(mlflow.active_run().info.run_id, self.judge, result, step=epoch)
         real = self.judge.info["real"]
         shown = [name for name in ("score", "fid", "precision", "recall", "cond_acc") if name in result]

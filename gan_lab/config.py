@@ -191,6 +191,10 @@ class JudgeConfig:
     seed: int = MISSING
     k: int = MISSING  # neighbours of the precision/recall manifolds
     samples: int = MISSING  # generated images judged per evaluation
+    subsets: int = MISSING  # disjoint subsets of the samples whose spread gives <metric>_std (standard errors)
+    kid_subsets: int = MISSING  # KID: mean and std over this many random subsets
+    kid_subset_size: int = MISSING  # of this many samples and reference images each (capped by the smaller set)
+    cas_epochs: int = MISSING  # CAS: epochs of training a classifier on a conditional run's final samples
     every: int = MISSING  # evaluate every N epochs (and after the last)
     cache_dir: str = MISSING
     experiment: str = MISSING
@@ -287,9 +291,10 @@ AT_LEAST_ONE = (
     "train.epochs", "train.batch_size", "train.save_interval", "train.steps_per_execution", "train.d_steps",
     "train.grid_size",
     "model.latent_dim",
-    "judge.epochs", "judge.batch_size", "judge.samples", "judge.every", "judge.k", "checkpoint.every",
-    "checkpoint.keep", "sweep.repeats",
+    "judge.epochs", "judge.batch_size", "judge.samples", "judge.every", "judge.k", "judge.kid_subsets",
+    "judge.cas_epochs", "checkpoint.every", "checkpoint.keep", "sweep.repeats",
 )
+AT_LEAST_TWO = ("judge.subsets", "judge.kid_subset_size")  # a spread, an unbiased MMD: two or more
 
 
 def validate(cfg: DictConfig) -> None:
@@ -302,6 +307,9 @@ def validate(cfg: DictConfig) -> None:
     for key in AT_LEAST_ONE:
         if OmegaConf.select(cfg, key) < 1:
             raise ConfigError(f"{key}={OmegaConf.select(cfg, key)}: must be an integer >= 1")
+    for key in AT_LEAST_TWO:
+        if OmegaConf.select(cfg, key) < 2:
+            raise ConfigError(f"{key}={OmegaConf.select(cfg, key)}: must be an integer >= 2")
     if cfg.train.max_steps is not None and cfg.train.max_steps < 1:
         raise ConfigError(f"train.max_steps={cfg.train.max_steps}: must be >= 1, or null for no cap")
     if cfg.train.max_time is not None and cfg.train.max_time <= 0:

@@ -110,7 +110,7 @@ def evaluate(args: EvaluateArgs, overrides: list[str]) -> dict:
     run, generator, source = tracking.load_generator(args.run_id, args.model_uri, args.checkpoint, cfg.mlflow.tracking_uri)
     history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "d_loss")
     step = max((m.step for m in history), default=0)
-    result = judge_generator(judge, generator, trained.model, args.n, cfg.seed)
+    result = judge_generator(judge, generator, trained.model, args.n, cfg.seed, cas=True)  # CAS: conditional only
     # the run's figures; another checkpoint's go beside them, as checkpoint_<best|step>/<metric>
     log_judgement(run.info.run_id, judge, result, step, "" if args.checkpoint in (None, "last") else f"checkpoint_{args.checkpoint}")
     summary = {**result, **judge.ceilings, "judge": judge.info["key"], "run_id": run.info.run_id, "generator": source}

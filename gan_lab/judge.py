@@ -3,13 +3,15 @@
 A small CNN (two Conv2D with MaxPooling, Flatten, two Dense, a softmax over the dataset's K classes)
 trained by gan_lab on the configured data and cached on disk under a key of its architecture, dataset,
 data (images, labels and class names) and settings. Its penultimate layer gives the features for the
-Fréchet distance and precision/recall. It needs labelled data of at least two classes (``unjudgeable``).
+Fréchet and kernel distances and precision/recall. It needs labelled data of at least two classes
+(``unjudgeable``).
 
 Data: with ``data.split=train`` the judge trains on the train split and holds out the test
 split; with ``data.split=test``, and for own images (data=folder, data=npz), which have no splits, it
 trains on a ``1 - judge.holdout`` share and holds out the rest. The held-out images are halved: one
 half is the real *reference* that samples are compared with, the other is judged like a sample set to
-give the real-data ceilings; each class needs more than ``judge.k`` images in each half.
+give the real-data ceilings; each class needs more than ``judge.k`` images in each half. The ceiling half is
+kept with the judge: CAS tests on it the classifier trained on a conditional generator's samples.
 
 ``python -m gan_lab.judge [data.*] [judge.*] [mlflow.*]`` trains (or loads) the judge and prints its figures.
 """
@@ -33,13 +35,16 @@ from omegaconf import DictConfig
 from gan_lab import figures, tracking
 from gan_lab.config import Split
 from gan_lab.data import Data, DataError, load, scale_images
-from gan_lab.metrics import SCALARS, sample_metrics
+from gan_lab.metrics import SCALARS, accuracy, sample_metrics
 from gan_lab.models import IMAGE_SHAPE, predict
 from gan_lab.sampling import draw
 
-# v2: reference labels; v3: K outputs, the dataset's classes, their names in the key and judge.json
-ARCHITECTURE = "conv32x3-maxpool-conv64x3-maxpool-flatten-dense128-dense{classes}-softmax/v3"
+# v2: reference labels; v3: K outputs, the dataset's classes, their names in the key and judge.json;
+# v4: the ceiling images kept, for CAS
+ARCHITECTURE = "conv32x3-maxpool-conv64x3-maxpool-flatten-dense128-dense{classes}-softmax/v4"
 JUDGE_KEY_TAG = "gan_lab.judge_key"
+# The judge.* settings its training and real-data ceilings depend on: in its key, judge.json and MLflow params.
+SETTINGS = ("epochs", "batch_size", "holdout", "seed", "k", "subsets", "kid_subsets", "kid_subset_size", "cas_epochs")
 
 
 def architecture(num_classes: int) -> str:
@@ -60,24 +65,54 @@ def build_classifier(num_classes: int) -> keras.Model:
     return keras.Model(image, [probs, features], name="judge")
 
 
+def as_input(images: np.ndarray) -> np.ndarray:
+    """The classifier's input: uint8 (N, 28, 28) images scaled, float (N, 28, 28, 1) in [-1, 1] as they are."""
+    return scale_images(images) if images.dtype == np.uint8 else images
+
+
+def fit_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, epochs: int, batch_size: int, seed: int,
+                   verbose: int = 0) -> keras.Model:
+    """A ``build_classifier`` trained (Adam, cross-entropy) on labelled images, from ``seed``: it seeds Python,
+    NumPy and TensorFlow (``keras.utils.set_random_seed``), so the same call trains the same classifier."""
+    keras.utils.set_random_seed(seed)
+    model = build_classifier(num_classes)
+    trainable = keras.Model(model.input, model.output[0])
+    trainable.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    trainable.fit(as_input(images), labels, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=verbose)
+    return model
+
+
 @dataclass
 class Judge:
     model: keras.Model  # image -> (probs, features)
     reference: np.ndarray  # features of the real reference images
-    reference_labels: np.ndarray  # their classes (for per-class recall of conditional samples)
+    reference_labels: np.ndarray  # their classes (for per-class recall and FID of conditional samples)
+    ceiling_images: np.ndarray  # uint8, the held-out real images judged for the ceilings; CAS tests on them
+    ceiling_labels: np.ndarray
     info: dict  # key, dataset, classes, settings, accuracies, real-data ceilings ("real": {...}), MLflow run id
 
     def outputs(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(probs, features) of uint8 (N, 28, 28) images, or float (N, 28, 28, 1) in [-1, 1]."""
-        x = scale_images(images) if images.dtype == np.uint8 else images
-        probs, features = predict(self.model, x)
+        probs, features = predict(self.model, as_input(images))
         return probs, features
 
-    def evaluate(self, images: np.ndarray, requested: np.ndarray | None = None) -> dict:
-        """All metrics of a sample set; ``requested``: the labels a conditional generator was given."""
+    def evaluate(self, images: np.ndarray, requested: np.ndarray | None = None, cas: bool = False) -> dict:
+        """All metrics of a sample set; ``requested``: the labels a conditional generator was given; ``cas``:
+        with them, the costly ``cas`` too."""
         probs, features = self.outputs(images)
-        return sample_metrics(probs, features, self.reference, requested, k=self.info["k"],
-                              reference_labels=self.reference_labels)
+        info = self.info
+        result = sample_metrics(probs, features, self.reference, requested, info["k"], self.reference_labels,
+                                info["subsets"], info["kid_subsets"], info["kid_subset_size"])
+        if cas and requested is not None:
+            result["cas"] = self.classification_accuracy_score(images, requested)
+        return result
+
+    def classification_accuracy_score(self, images: np.ndarray, labels: np.ndarray) -> float:
+        """CAS (Ravuri & Vinyals 2019): the accuracy on the ceiling images of a classifier of the judge's
+        architecture trained on these labelled images (judge.cas_epochs, judge.batch_size, judge.seed)."""
+        info = self.info
+        model = fit_classifier(images, labels, len(self.classes), info["cas_epochs"], info["batch_size"], info["seed"])
+        return accuracy(predict(model, as_input(self.ceiling_images))[0], self.ceiling_labels)
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -141,43 +176,42 @@ def check_class_sizes(fit, held, classes: tuple[str, ...], judge_cfg: DictConfig
 def judge_key(judge_cfg: DictConfig, fit, held, dataset: str, classes: tuple[str, ...]) -> str:
     """The cache key: architecture, ``dataset`` (data.name) and its ``classes`` (named, not only
     fingerprinted, so a judge never serves other class names), the arrays and the settings."""
-    settings = {k: judge_cfg[k] for k in ("epochs", "batch_size", "holdout", "seed", "k")}
+    settings = {k: judge_cfg[k] for k in SETTINGS}
     spec = {"architecture": architecture(len(classes)), "dataset": dataset, "classes": list(classes), **settings,
             "fit": _fingerprint(*fit), "held": _fingerprint(*held)}
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _accuracy(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> float:
-    probs, _ = predict(model, images)
-    return float((probs.argmax(axis=1) == labels).mean())
+    return accuracy(predict(model, images)[0], labels)
 
 
 def train_judge(judge_cfg: DictConfig, fit, held, key: str, data: Data) -> Judge:
-    """Train the classifier of ``data``'s classes and compute the real-data reference and ceilings."""
-    keras.utils.set_random_seed(judge_cfg.seed)
-    model = build_classifier(len(data.classes))
-    trainable = keras.Model(model.input, model.output[0])
-    trainable.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    """Train the classifier of ``data``'s classes and compute the real-data reference and ceilings; ``real_cas``
+    trains CAS's classifier on the real images of the fit share (all of them: judge.samples may change without
+    retraining the judge)."""
     print(f"Training the judge {key} on {len(fit[0])} images of {data.title} ({len(data.classes)} classes), "
           f"{len(held[0])} held out")
-    trainable.fit(*fit, epochs=judge_cfg.epochs, batch_size=judge_cfg.batch_size, shuffle=True,
-                  verbose=1 if sys.stdout.isatty() else 2)
+    model = fit_classifier(*fit, len(data.classes), judge_cfg.epochs, judge_cfg.batch_size, judge_cfg.seed,
+                           verbose=1 if sys.stdout.isatty() else 2)
 
     held_x, held_y = held
     ceiling_x, ceiling_y, reference_x, reference_y = held_x[0::2], held_y[0::2], held_x[1::2], held_y[1::2]
-    judge = Judge(model, reference=predict(model, reference_x)[1], reference_labels=reference_y, info={})
+    judge = Judge(model, reference=predict(model, reference_x)[1], reference_labels=reference_y,
+                  ceiling_images=figures.to_uint8(ceiling_x), ceiling_labels=ceiling_y, info={})
     judge.info = {
         "key": key,
         "dataset": data.name,
         "classes": list(data.classes),
         "architecture": architecture(len(data.classes)),
-        **{k: judge_cfg[k] for k in ("epochs", "batch_size", "holdout", "seed", "k")},
+        **{k: judge_cfg[k] for k in SETTINGS},
         "n_fit": len(fit[0]),
         "n_holdout": len(held_x),
         "fit_accuracy": _accuracy(model, *fit),
         "holdout_accuracy": _accuracy(model, held_x, held_y),
     }
     judge.info["real"] = judge.evaluate(ceiling_x, requested=ceiling_y)
+    judge.info["real"]["cas"] = judge.classification_accuracy_score(*fit)
     return judge
 
 
@@ -189,6 +223,7 @@ def _save(judge: Judge, folder: Path) -> None:
     judge.model.save(staging / "judge.keras")
     np.save(staging / "reference.npy", judge.reference)
     np.save(staging / "reference_labels.npy", judge.reference_labels)
+    np.savez(staging / "ceiling.npz", images=judge.ceiling_images, labels=judge.ceiling_labels)
     (staging / "judge.json").write_text(json.dumps(judge.info, indent=2))
     try:
         os.replace(staging, folder)
@@ -199,12 +234,15 @@ def _save(judge: Judge, folder: Path) -> None:
 
 
 def _load(folder: Path) -> Judge:
-    return Judge(
-        model=keras.saving.load_model(folder / "judge.keras"),
-        reference=np.load(folder / "reference.npy"),
-        reference_labels=np.load(folder / "reference_labels.npy"),
-        info=json.loads((folder / "judge.json").read_text()),
-    )
+    with np.load(folder / "ceiling.npz") as ceiling:
+        return Judge(
+            model=keras.saving.load_model(folder / "judge.keras"),
+            reference=np.load(folder / "reference.npy"),
+            reference_labels=np.load(folder / "reference_labels.npy"),
+            ceiling_images=ceiling["images"],
+            ceiling_labels=ceiling["labels"],
+            info=json.loads((folder / "judge.json").read_text()),
+        )
 
 
 def get_judge(cfg: DictConfig, data: Data | None = None) -> Judge:
@@ -243,8 +281,7 @@ def _log_once(judge: Judge, cfg: DictConfig) -> str:
     info = judge.info
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"judge-{key[:8]}",
                           tags={tracking.RUN_KIND_TAG: "judge", JUDGE_KEY_TAG: key}) as run:
-        mlflow.log_params({k: info[k] for k in ("architecture", "epochs", "batch_size", "holdout", "seed", "k",
-                                                 "n_fit", "n_holdout")})
+        mlflow.log_params({k: info[k] for k in ("architecture", *SETTINGS, "n_fit", "n_holdout")})
         mlflow.log_params({f"data.{k}": v for k, v in tracking.flatten(cfg.data).items()})
         mlflow.log_metrics({"fit_accuracy": info["fit_accuracy"], "holdout_accuracy": info["holdout_accuracy"],
                             **judge.ceilings})
@@ -257,11 +294,12 @@ def _log_once(judge: Judge, cfg: DictConfig) -> str:
 
 def judge_generator(judge: Judge, generator: keras.Model, model_cfg: DictConfig, n: int, seed: int = 0,
                     truncation: float | None = None, discriminator: keras.Model | None = None,
-                    percentile: float | None = None) -> dict:
+                    percentile: float | None = None, cas: bool = False) -> dict:
     """Draw ``n`` samples (fixed ``seed``; conditional: balanced labels; the sampling options of
-    ``sampling.draw``) and judge them; with rejection sampling, its statistics too."""
+    ``sampling.draw``) and judge them (``cas``: a conditional generator's CAS too); with rejection sampling, its
+    statistics too."""
     images, labels, stats = draw(generator, model_cfg, n, seed, truncation, discriminator, percentile)
-    return {**judge.evaluate(images, requested=labels), **stats}
+    return {**judge.evaluate(images, requested=labels, cas=cas), **stats}
 
 
 def log_judgement(run_id: str, judge: Judge, result: dict, step: int, prefix: str = "") -> None:

@@ -144,6 +144,8 @@ def test_bad_override_fails_at_composition(compose_cfg, override, message):
         ("train.max_steps=0", "train.max_steps=0: must be >= 1, or null for no cap"),
         ("train.ema=1.5", "train.ema=1.5: must lie in [0, 1)"),
         ("judge.holdout=0", "judge.holdout=0.0: must lie in [0, 1), above 0"),
+        ("judge.subsets=1", "judge.subsets=1: must be an integer >= 2"),
+        ("judge.cas_epochs=0", "judge.cas_epochs=0: must be an integer >= 1"),
         ("data.path=/no/such/dir", "data.path=/no/such/dir: no such file or folder"),
         ("train.grid_size=3", "train.grid_size=3: a grid of 9 cannot show one row per each of the model's 30 labels "
                               "or codes; use at least 6"),
@@ -153,6 +155,11 @@ def test_bad_values_fail_validation(compose_cfg, override, message):
     with pytest.raises(ConfigError) as info:
         validate(compose_cfg(override))
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize("objective", ["kid", "fid_std", "intra_fid", "cas"])
+def test_the_judges_new_metrics_are_sweep_objectives(compose_cfg, objective):
+    validate(compose_cfg(f"sweep.objective={objective}"))
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,9 @@ from gan_lab.generate import GenerateArgs, generate
 from gan_lab.judge import get_judge, judge_data, judge_key
 from gan_lab.trainer import train
 
-SCALARS = {"score", "fid", "precision", "recall", "confidence", "min_share", "max_share", "kl_uniform"}
+SCALARS = {"score", "fid", "kid", "precision", "recall", "confidence", "min_share", "max_share", "kl_uniform",
+           "score_std", "fid_std", "kid_std", "precision_std", "recall_std"}
+CONDITIONAL = {"cond_acc", "min_class_recall", "intra_fid", "cas"}  # of the conditional samples' last evaluation
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +47,27 @@ def test_real_digits_judged_against_the_reference(judge, mnist_dir):
     assert judged_noise["fid"] > 10 * real["fid"] and judged_noise["precision"] < 0.5 * real["precision"]
 
 
+def test_cas_of_real_digits_is_near_the_judges_accuracy(judge, judge_cfg):
+    (images, labels), _ = judge_data(judge_cfg.data, judge_cfg.judge.holdout, judge_cfg.judge.seed)
+    cas = judge.classification_accuracy_score(images[:2000], labels[:2000])
+    assert cas == pytest.approx(judge.info["holdout_accuracy"], abs=0.05)
+    # trained on the whole fit share (6,000 digits) for judge.cas_epochs: about the judge's own accuracy
+    assert judge.ceilings["real_cas"] == pytest.approx(judge.info["holdout_accuracy"], abs=0.05)
+
+
+def test_cas_of_shuffled_labels_is_near_chance(judge, judge_cfg):
+    (images, labels), _ = judge_data(judge_cfg.data, judge_cfg.judge.holdout, judge_cfg.judge.seed)
+    shuffled = np.random.default_rng(0).permutation(labels[:1000])
+    assert judge.classification_accuracy_score(images[:1000], shuffled) < 0.3
+
+
+def test_intra_class_fid_of_real_digits_with_their_own_and_swapped_classes(judge):
+    matched = judge.info["real"]["intra_fid"]  # the ceiling half against the reference, class by class
+    swapped = judge.evaluate(judge.ceiling_images, requested=(judge.ceiling_labels + 1) % 10)
+    assert matched < 0.02 * swapped["intra_fid"]
+    assert swapped["fid"] == pytest.approx(judge.info["real"]["fid"], rel=1e-3)  # the same images
+
+
 def test_judge_is_cached_and_logged_once(judge, judge_cfg, mlflow_uri, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("the cached judge was retrained")
@@ -54,10 +77,11 @@ def test_judge_is_cached_and_logged_once(judge, judge_cfg, mlflow_uri, monkeypat
     assert again.info["key"] == judge.info["key"]
     assert again.info["mlflow_run_id"] == judge.info["mlflow_run_id"]
     np.testing.assert_array_equal(again.reference, judge.reference)
+    np.testing.assert_array_equal(again.ceiling_images, judge.ceiling_images)
     run = MlflowClient(mlflow_uri).get_run(judge.info["mlflow_run_id"])
     assert run.data.tags["gan_lab.kind"] == "judge"
     assert run.data.metrics["holdout_accuracy"] == pytest.approx(judge.info["holdout_accuracy"])
-    assert {f"real_{name}" for name in SCALARS} <= set(run.data.metrics)
+    assert {f"real_{name}" for name in SCALARS | CONDITIONAL} <= set(run.data.metrics)
 
 
 def test_changed_settings_change_the_key(judge_cfg):
@@ -85,9 +109,11 @@ def test_training_run_logs_judge_metrics_and_figures(trained_runs, mlflow_uri, m
     run = client.get_run(trained_runs[model])
     expected = SCALARS | {f"real_{name}" for name in SCALARS}
     if model == "cgan":
-        expected |= {"cond_acc", "real_cond_acc"}
+        expected |= CONDITIONAL | {f"real_{name}" for name in CONDITIONAL}
     assert expected <= set(run.data.metrics)
+    assert ("cas" in run.data.metrics) == (model == "cgan")
     assert [m.step for m in client.get_metric_history(run.info.run_id, "score")] == [1]
+    assert all(np.isfinite(run.data.metrics[name]) for name in expected)
     images = [a.path for a in client.list_artifacts(run.info.run_id, "images")]
     assert any(p.startswith("images/label_histogram") for p in images)
     assert any(p.startswith("images/confusion_matrix") for p in images) == (model == "cgan")
@@ -102,6 +128,7 @@ def test_evaluate_run_logs_into_it(trained_runs, mlflow_uri, judge_overrides, ca
     assert evaluate_main([f"run_id={run_id}", "n=200", f"mlflow.tracking_uri={mlflow_uri}", *judge_overrides]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert 0 <= printed["cond_acc"] <= 1 and sum(printed["counts"]) == 200 and "real_fid" in printed
+    assert 0 <= printed["cas"] <= 1 and "real_cas" in printed
     history = MlflowClient(mlflow_uri).get_metric_history(run_id, "cond_acc")
     assert [m.step for m in history] == [1, 1] and history[-1].value == pytest.approx(printed["cond_acc"])
 
