@@ -95,7 +95,7 @@ class RunRecorder(keras.callbacks.Callback):
                                  cas=last)  # CAS, costly: on the last evaluation only
         log_judgement(mlflow.active_run().info.run_id, self.judge, result, step=epoch)
         real = self.judge.info["real"]
-        shown = [name for name in ("score", "fid", "precision", "recall", "cond_acc") if name in result]
+        shown = [name for name in ("score", "fid", "kid", "precision", "recall", "cond_acc", "cas") if name in result]
         best = self.best is not None and self.best.offer(self.model.train_steps, epoch, result)
         if best:
             mlflow.set_tags({"best_step": str(self.model.train_steps), "best_epoch": str(epoch)})
