@@ -104,3 +104,15 @@ def test_a_run_without_the_judge_has_no_best(tiny_train_cfg, tmp_path, mlflow_ur
     err = capsys.readouterr().err
     assert f"run {run_id} has no best checkpoint's generator: it trained without the judge" in err
     assert f"python -m gan_lab.evaluate run_id={run_id} checkpoints=all" in err
+
+
+def test_evaluate_checkpoint_best_logs_beside_the_plain_figures(run_with_earlier_best, mlflow_uri, judge_overrides,
+                                                                 capsys):
+    run_id, _ = run_with_earlier_best
+    assert evaluate_cli.main([f"run_id={run_id}", "checkpoint=best", "n=200", f"mlflow.tracking_uri={mlflow_uri}",
+                              *judge_overrides]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["generator"] == f"runs:/{run_id}/generator_best"
+    metrics = MlflowClient(mlflow_uri).get_run(run_id).data.metrics
+    assert metrics["checkpoint_best/fid"] == pytest.approx(printed["fid"])
+    assert metrics["fid"] == FORCED_FID[-1]  # the run's own figures stay the last evaluation's
