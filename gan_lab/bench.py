@@ -175,9 +175,12 @@ def convolution_ops(model_cfg, batch_size: int) -> list[tuple[str, int, int, obj
     is the Conv2DBackpropInput of the convolution it transposes, its input gradient a Conv2D). Each
     is used as the step uses it: G's layers once each way, D's forward twice (real, fake), its filter
     gradient twice and its input gradient three times (real and fake for D, fake again for G), once
-    for D's first layer (only G needs the gradient of the images)."""
+    for D's first layer (only G needs the gradient of the images). Each filter gradient is also timed as
+    ``convolutions.filter_gradient`` computes it ("filter_grad rewrite"); the uses count the one the
+    trainer takes."""
     import tensorflow as tf
 
+    from gan_lab.convolutions import MIN_CHANNELS, filter_gradient
     from gan_lab.models import build_models
 
     generator, discriminator = build_models(model_cfg)
@@ -200,9 +203,14 @@ def convolution_ops(model_cfg, batch_size: int) -> list[tuple[str, int, int, obj
                 "input_grad": conv if transposed else conv_input_grad,
                 "filter_grad": lambda x=x, w=w, dy=dy, same=same: tf.raw_ops.Conv2DBackpropFilter(
                     input=x, filter_sizes=tf.shape(w), out_backprop=dy, **same),
+                "filter_grad rewrite": lambda x=x, w=w, dy=dy, layer=layer: filter_gradient(
+                    x, dy, w.shape[:2], layer.strides[0]),
             }
-            uses = {"forward": 2 if is_d else 1, "filter_grad": 2 if is_d else 1,
-                    "input_grad": (1 if index == 0 else 3) if is_d else 1}
+            # the trainer's choice (convolutions.rewrites, for its bfloat16 layers): one filter gradient or the other
+            rewritten = tuple(layer.strides) == (1, 1) and min(x.shape[-1], dy.shape[-1]) >= MIN_CHANNELS
+            filter_uses = 2 if is_d else 1
+            uses = {"forward": 2 if is_d else 1, "input_grad": (1 if index == 0 else 3) if is_d else 1,
+                    "filter_grad": 0 if rewritten else filter_uses, "filter_grad rewrite": filter_uses if rewritten else 0}
             for op, count in uses.items():
                 function = tf.function(lambda call=calls[op]: tf.reduce_sum(tf.cast(call(), tf.float32)), autograph=False)
 
@@ -238,6 +246,10 @@ def bench_train(models: list[str], rounds: int) -> None:
                 continue
             runners[model, "trainer", precision] = trainer_step(cfg, images, labels)
             runners[model, "plain", precision] = reference_step(cfg, precision, images, labels)
+            if precision == "mixed_bfloat16" and model != "mlp":  # the convolution rewrite's gain, same rounds
+                native = compose_config([f"model={model}", f"train.batch_size={BATCH_SIZE[model]}",
+                                         "train.fast_convolutions=false", *overrides])
+                runners[model, "trainer-tfconv", precision] = trainer_step(native, images, labels)
     peaks = {dtype: matmul_peak(dtype) for dtype in ("bfloat16", "float32")}
     convolutions = convolution_ops(compose_config(["model=dcgan"]).model, BATCH_SIZE["dcgan"]) if "dcgan" in models else []
     speeds: dict[tuple[str, str, str], list[float]] = {key: [] for key in runners}
@@ -265,15 +277,19 @@ def bench_train(models: list[str], rounds: int) -> None:
             print(key, [round(v) for v in values])
     median = {key: statistics.median(values) for key, values in sorted(speeds.items())}
     print(f"\nTraining throughput, images/s (median of {rounds} interleaved rounds); ratio to the plain float32 step")
-    print(f"{'model':6} {'batch':>5} {'step':8} {'precision':15} {'images/s':>9} {'ratio':>6}")
+    print("(trainer-tfconv: the trainer with train.fast_convolutions=false, TensorFlow's own convolution gradients)")
+    print(f"{'model':6} {'batch':>5} {'step':14} {'precision':15} {'images/s':>9} {'ratio':>6}")
     for (model, impl, precision), value in median.items():
         base = median[model, "plain", "float32"]
-        print(f"{model:6} {BATCH_SIZE[model]:5d} {impl:8} {precision:15} {value:9.0f} {value / base:6.2f}")
+        print(f"{model:6} {BATCH_SIZE[model]:5d} {impl:14} {precision:15} {value:9.0f} {value / base:6.2f}")
     default = {model: resolve_precision(compose_config([f"model={model}"]).train.precision) for model in models}
     best = {model: median[model, "trainer", default[model]] for model in models}
     for model in models:
         print(f"{model}: the trainer at its default precision ({default[model]}) runs "
               f"{best[model] / median[model, 'plain', 'float32']:.2f}x the plain float32 step")
+        if (model, "trainer-tfconv", default[model]) in median:
+            print(f"{model}: train.fast_convolutions: {best[model] / median[model, 'trainer-tfconv', default[model]]:.2f}x "
+                  "the trainer with TensorFlow's convolution gradients")
     if {"dcgan", "cgan"} <= set(models):
         cgan, dcgan = speeds["cgan", "trainer", default["cgan"]], speeds["dcgan", "trainer", default["dcgan"]]
         per_round = [c / d for c, d in zip(cgan, dcgan)]
@@ -307,13 +323,13 @@ def print_convolution_bound(convolutions, op_seconds, peak_gflops: float, traine
 
     batch = BATCH_SIZE["dcgan"]
     print(f"\ndcgan's convolutions alone (bfloat16, batch {batch}, median of each op's blocks in the same rounds)")
-    print(f"{'op':38} {'uses':>4} {'ms':>6} {'GFLOP/s':>8} {'of peak':>7}")
+    print(f"{'op':46} {'uses':>4} {'ms':>6} {'GFLOP/s':>8} {'of peak':>7}")
     seconds = conv_flops = 0.0
     for name, uses, flops, _ in convolutions:
         median = statistics.median(op_seconds[name])
         seconds += uses * median
         conv_flops += uses * flops
-        print(f"{name:38} {uses:4d} {median * 1e3:6.1f} {flops / median / 1e9:8.0f} {flops / median / 1e9 / peak_gflops:7.0%}")
+        print(f"{name:46} {uses:4d} {median * 1e3:6.1f} {flops / median / 1e9:8.0f} {flops / median / 1e9 / peak_gflops:7.0%}")
     step = step_flops(compose_config(["model=dcgan"]).model) * batch
     seconds += (step - conv_flops) / (peak_gflops * 1e9)  # the dense layers, at the matmul peak
     ceiling = peak_gflops * 1e9 * batch / step

@@ -15,6 +15,7 @@ from keras import layers
 from omegaconf import DictConfig
 
 from gan_lab.config import ConvModelConfig, MLPModelConfig, ModelConfig, Noise, TFGANModelConfig
+from gan_lab.convolutions import FastConv2DTranspose
 from gan_lab.distribute import replica_seed
 from gan_lab.figures import to_uint8
 from gan_lab.registry import Registry
@@ -159,12 +160,14 @@ def balanced_assignment(logits: tf.Tensor, iterations: int = 3) -> tf.Tensor:
     return q * n
 
 
-def build_models(cfg: DictConfig, fast: bool = False) -> tuple[keras.Model, keras.Model]:
+def build_models(cfg: DictConfig, fast: bool = False, fast_convolutions: bool = False
+                 ) -> tuple[keras.Model, keras.Model]:
     """(generator, discriminator) for the model config ``cfg`` (the ``model`` group).
 
-    ``fast``: the training-speed layers (``FusedBatchNormalization``, ``FastDropout``, ``FastLeakyReLU``) instead
-    of Keras' stock ones, same weights and maths, passed as ``batch_norm=``, ``dropout=``, ``leaky_relu=`` to a
-    builder that takes them; exports rebuild with the stock ones (``stock_generator``).
+    ``fast``: the training-speed layers (``FusedBatchNormalization``, ``FastDropout``, ``FastLeakyReLU``, and with
+    ``fast_convolutions`` ``convolutions.FastConv2DTranspose``) instead of Keras' stock ones, same weights and
+    maths, passed as ``batch_norm=``, ``dropout=``, ``leaky_relu=``, ``conv_transpose=`` to a builder that takes
+    them; exports rebuild with the stock ones (``stock_generator``).
     """
     if cfg.latent_dim < 1:
         raise ValueError(f"model.latent_dim must be >= 1, got {cfg.latent_dim}")
@@ -173,6 +176,8 @@ def build_models(cfg: DictConfig, fast: bool = False) -> tuple[keras.Model, kera
         return build(cfg)
     layers_taken = inspect.signature(build).parameters
     fast_layers = {"batch_norm": FusedBatchNormalization, "dropout": FastDropout, "leaky_relu": FastLeakyReLU}
+    if fast_convolutions:
+        fast_layers["conv_transpose"] = FastConv2DTranspose
     return build(cfg, **{key: layer for key, layer in fast_layers.items() if key in layers_taken})
 
 
@@ -253,7 +258,7 @@ def conditional_batch_norm(x, label, num_classes: int, batch_norm=layers.BatchNo
     return layers.Add()([layers.Multiply()([batch_norm(center=False, scale=False)(x), scale]), shift])
 
 
-def _conv_generator(cfg: DictConfig, batch_norm) -> keras.Model:
+def _conv_generator(cfg: DictConfig, batch_norm, conv_transpose) -> keras.Model:
     """Dense 7x7xF0 -> BN -> LReLU -> ConvT F1 s1 -> BN -> LReLU -> ConvT F2 s2 -> BN -> LReLU -> ConvT 1 s2 tanh.
 
     Conditional: the label's embedding joins the noise, and with ``conditional_bn`` every BN takes its
@@ -283,9 +288,9 @@ def _conv_generator(cfg: DictConfig, batch_norm) -> keras.Model:
     h = layers.LeakyReLU(negative_slope=cfg.leaky_slope)(normalize(h))
     h = layers.Reshape((7, 7, dense_filters))(h)
     for filters, stride in zip(conv_filters, (1, 2)):
-        h = layers.Conv2DTranspose(filters, cfg.kernel_size, strides=stride, padding="same", use_bias=False)(h)
+        h = conv_transpose(filters, cfg.kernel_size, strides=stride, padding="same", use_bias=False)(h)
         h = layers.LeakyReLU(negative_slope=cfg.leaky_slope)(normalize(h))
-    image = layers.Conv2DTranspose(
+    image = conv_transpose(
         1, cfg.kernel_size, strides=2, padding="same", use_bias=False, activation="tanh", dtype="float32"
     )(h)
     return keras.Model(inputs if len(inputs) > 1 else noise, image, name="generator")
@@ -333,26 +338,29 @@ def _conv_discriminator(cfg: DictConfig, dropout, leaky_relu) -> keras.Model:
 
 @MODELS.register("dcgan", config=ConvModelConfig)
 def build_dcgan(
-    cfg: DictConfig, batch_norm=layers.BatchNormalization, dropout=layers.Dropout, leaky_relu=layers.LeakyReLU
+    cfg: DictConfig, batch_norm=layers.BatchNormalization, dropout=layers.Dropout, leaky_relu=layers.LeakyReLU,
+    conv_transpose=layers.Conv2DTranspose,
 ) -> tuple[keras.Model, keras.Model]:
     """The TensorFlow DCGAN tutorial's generator and discriminator."""
-    return _conv_generator(cfg, batch_norm), _conv_discriminator(cfg, dropout, leaky_relu)
+    return _conv_generator(cfg, batch_norm, conv_transpose), _conv_discriminator(cfg, dropout, leaky_relu)
 
 
 @MODELS.register("cgan", config=ConvModelConfig)
 def build_cgan(
-    cfg: DictConfig, batch_norm=layers.BatchNormalization, dropout=layers.Dropout, leaky_relu=layers.LeakyReLU
+    cfg: DictConfig, batch_norm=layers.BatchNormalization, dropout=layers.Dropout, leaky_relu=layers.LeakyReLU,
+    conv_transpose=layers.Conv2DTranspose,
 ) -> tuple[keras.Model, keras.Model]:
     """DCGAN conditioned on the digit: label embedding joined to the noise, projection in D."""
     if not is_conditional(cfg):
         raise ValueError(f"model.num_classes must be >= 1 for cgan, got {cfg.get('num_classes')}")
-    return _conv_generator(cfg, batch_norm), _conv_discriminator(cfg, dropout, leaky_relu)
+    return _conv_generator(cfg, batch_norm, conv_transpose), _conv_discriminator(cfg, dropout, leaky_relu)
 
 
 @MODELS.register("selfcond", config=ConvModelConfig)
 @MODELS.register("infogan", config=ConvModelConfig)
 def build_infogan(
-    cfg: DictConfig, batch_norm=layers.BatchNormalization, dropout=layers.Dropout, leaky_relu=layers.LeakyReLU
+    cfg: DictConfig, batch_norm=layers.BatchNormalization, dropout=layers.Dropout, leaky_relu=layers.LeakyReLU,
+    conv_transpose=layers.Conv2DTranspose,
 ) -> tuple[keras.Model, keras.Model]:
     """DCGAN with InfoGAN's categorical latent code (Chen et al. 2016): G draws from noise and a code of
     ``code_dim`` values; D's second head recovers the code. Unsupervised: no labels are used. ``selfcond``: the
@@ -360,7 +368,7 @@ def build_infogan(
     if cfg.code_dim < 2 or is_conditional(cfg):
         raise ValueError(f"infogan needs model.code_dim >= 2 and no labels (num_classes 0), got {cfg.code_dim}, "
                          f"{cfg.num_classes}")
-    return _conv_generator(cfg, batch_norm), _conv_discriminator(cfg, dropout, leaky_relu)
+    return _conv_generator(cfg, batch_norm, conv_transpose), _conv_discriminator(cfg, dropout, leaky_relu)
 
 
 @MODELS.register("tfgan", config=TFGANModelConfig)

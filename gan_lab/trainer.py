@@ -75,7 +75,9 @@ def build_gan(cfg: DictConfig, steps_per_execution: int | None = None, strategy:
         previous = keras.config.dtype_policy()
         keras.config.set_dtype_policy(resolve_precision(cfg.train.precision))
         try:
-            generator, discriminator = build_models(cfg.model, fast=True)
+            on_cpu = not tf.config.list_physical_devices("GPU")  # GPUs keep TensorFlow's (cuDNN's) convolutions
+            generator, discriminator = build_models(cfg.model, fast=True,
+                                                    fast_convolutions=cfg.train.fast_convolutions and on_cpu)
         finally:
             keras.config.set_dtype_policy(previous)
         gan = GAN(

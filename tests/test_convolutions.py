@@ -1,0 +1,103 @@
+"""The convolution rewrite against TensorFlow's and Keras' stock ops: forward and every gradient, float32 at
+tight tolerance, bfloat16 at bfloat16's; where the layers take it; the switch."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gan_lab.convolutions import FastConv2D, FastConv2DTranspose, conv2d, conv2d_transpose, filter_gradient, rewrites
+
+# (input side, kernel, channels in, channels out, stride): dcgan's layers, even kernels, sizes the stride leaves over
+SHAPES = [(7, 5, 128, 256, 1), (14, 5, 64, 128, 2), (28, 5, 1, 64, 2), (9, 4, 3, 5, 2), (8, 3, 2, 6, 1), (11, 5, 4, 3, 3)]
+
+
+def relative_error(a, b) -> float:
+    a, b = (np.asarray(tf.cast(t, tf.float32)) for t in (a, b))
+    return float(np.abs(a - b).max() / np.abs(a).max())
+
+
+def random(shape, dtype=tf.float32, seed=0):
+    return tf.cast(tf.random.stateless_normal(shape, [seed, len(shape)]), dtype)
+
+
+@pytest.mark.parametrize("side, kernel, channels, filters, stride", SHAPES)
+def test_filter_gradient_is_tensorflows(side, kernel, channels, filters, stride):
+    x = random((3, side, side, channels))
+    dy = random((3, -(-side // stride), -(-side // stride), filters), seed=1)
+    native = tf.raw_ops.Conv2DBackpropFilter(input=x, filter_sizes=[kernel, kernel, channels, filters], out_backprop=dy,
+                                             strides=[1, stride, stride, 1], padding="SAME")
+    assert relative_error(native, filter_gradient(x, dy, (kernel, kernel), stride)) < 1e-5
+
+
+def gradients(function, inputs, seed=2):
+    """(output, d output-weighted sum / d each input) of ``function(*inputs)``."""
+    with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        y = function(*inputs)
+        loss = tf.reduce_sum(tf.cast(y, tf.float32) * random(y.shape, seed=seed))
+    return [y, *tape.gradient(loss, inputs)]
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(tf.float32, 1e-5), (tf.bfloat16, 2e-2)])
+@pytest.mark.parametrize("side, kernel, channels, filters, stride", SHAPES)
+def test_conv2d_and_its_gradients_are_tensorflows(side, kernel, channels, filters, stride, dtype, tolerance):
+    inputs = [random((3, side, side, channels), dtype), random((kernel, kernel, channels, filters), dtype, seed=1)]
+    native = gradients(lambda x, w: tf.nn.conv2d(x, w, stride, "SAME"), inputs)
+    rewritten = gradients(lambda x, w: conv2d(x, w, stride), inputs)
+    for name, a, b in zip(("forward", "input gradient", "filter gradient"), native, rewritten):
+        assert relative_error(a, b) < tolerance, name
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(tf.float32, 1e-5), (tf.bfloat16, 2e-2)])
+@pytest.mark.parametrize("side, kernel, channels, filters, stride", [s for s in SHAPES if s[0] % s[4] == 0])
+def test_conv2d_transpose_and_its_gradients_are_tensorflows(side, kernel, channels, filters, stride, dtype, tolerance):
+    small = side // stride  # the transposed convolution maps (small, filters) up to (side, channels)
+    inputs = [random((3, small, small, filters), dtype), random((kernel, kernel, channels, filters), dtype, seed=1)]
+    shape = [3, side, side, channels]
+    native = gradients(lambda x, w: tf.nn.conv2d_transpose(x, w, shape, stride, "SAME"), inputs)
+    rewritten = gradients(lambda x, w: conv2d_transpose(x, w, stride, shape), inputs)
+    for name, a, b in zip(("forward", "input gradient", "filter gradient"), native, rewritten):
+        assert relative_error(a, b) < tolerance, name
+
+
+@pytest.mark.parametrize("stock, fast", [(keras.layers.Conv2D, FastConv2D),
+                                         (keras.layers.Conv2DTranspose, FastConv2DTranspose)])
+def test_the_fast_layers_are_keras_layers_with_the_same_weights_and_gradients(stock, fast):
+    x = random((4, 7, 7, 32), tf.bfloat16)
+    stock_layer, fast_layer = (kind(24, 5, padding="same", dtype="mixed_bfloat16") for kind in (stock, fast))
+    stock_layer.build(x.shape)
+    fast_layer.build(x.shape)
+    fast_layer.set_weights(stock_layer.get_weights())
+    assert rewrites(fast_layer, 32)
+    results = []
+    for layer in (stock_layer, fast_layer):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+            loss = tf.reduce_sum(tf.cast(y, tf.float32) * random(y.shape, seed=3))
+        results.append([y, *tape.gradient(loss, [x, *layer.trainable_weights])])
+    for name, a, b in zip(("output", "input gradient", "kernel gradient", "bias gradient"), *results):
+        assert relative_error(a, b) < 2e-2, name
+
+
+def test_the_rewrite_is_taken_only_where_it_was_measured_faster():
+    def layer(filters=64, strides=1, dtype="mixed_bfloat16"):
+        return FastConv2DTranspose(filters, 5, strides=strides, padding="same", dtype=dtype)
+
+    assert rewrites(layer(), 128)  # dcgan's G1
+    assert not rewrites(layer(strides=2), 128)  # stride 2: even with TensorFlow's
+    assert not rewrites(layer(filters=1), 64)  # a one-channel side: slower
+    assert not rewrites(layer(), 8)
+    assert not rewrites(layer(dtype="float32"), 128)  # float32: slower
+
+
+def test_fast_convolutions_is_a_switch(compose_cfg):
+    from gan_lab.trainer import build_gan
+
+    def transposed(*overrides):
+        gan = build_gan(compose_cfg("model=dcgan", *overrides))
+        return {type(layer) for layer in gan.generator.layers if isinstance(layer, keras.layers.Conv2DTranspose)}
+
+    assert transposed() == {FastConv2DTranspose}
+    assert transposed("train.fast_convolutions=false") == {keras.layers.Conv2DTranspose}
