@@ -9,12 +9,13 @@ The filter gradient of a convolution of ``x`` (N, H, W, C) giving ``dy`` (N, h, 
 which is a VALID forward convolution of ``x_padded`` with its batch and channel axes swapped (C images
 of N channels) by the kernel ``dy`` (h x w taps, N in, F out) dilated by s.
 
-Measured per op (``experiments/benchmarks.md``, batch 256) it wins only in bfloat16 at stride 1 with
-many channels on both sides (dcgan's G1, 7x7x256 -> 7x7x128: 1.5x with AMX, 1.1x with AVX512-BF16
-alone), is even at stride 2, several times slower for a one-channel side and in float32. So
-``FastConv2D`` and ``FastConv2DTranspose``, Keras' layers (same weights, same forward op), take it
-exactly there (``rewrites``) and TensorFlow's op elsewhere; used while training on CPUs
-(``train.fast_convolutions``), never exported.
+Measured per op (``experiments/benchmarks.md``, batch 256, ``python -m gan_lab.bench train train-no-amx``)
+it wins in bfloat16 with many channels on both sides: dcgan's G1 (stride 1, 7x7x256 -> 7x7x128) 1.46x
+with AMX, 1.07x with AVX512-BF16 alone; its stride-2 layers (G2, D2) 1.06-1.08x with AMX, 1.21-1.28x
+without. It is slower for a one-channel side (G3, D1) and in float32. So ``FastConv2D`` and
+``FastConv2DTranspose``, Keras' layers (same weights, same forward op), take it exactly there
+(``rewrites``) and TensorFlow's op elsewhere; used while training on CPUs (``train.fast_convolutions``),
+never exported.
 """
 
 import keras
@@ -78,9 +79,9 @@ MIN_CHANNELS = 16  # on each side of the convolution: fewer, and TensorFlow's ow
 
 def rewrites(layer, channels_in: int) -> bool:
     """Whether ``layer`` (a Conv2D or Conv2DTranspose) takes ``filter_gradient``: where it was measured faster
-    (module docstring): bfloat16, stride 1, SAME padding, no dilation, channels last, ``MIN_CHANNELS`` or more
-    on each side."""
-    return (layer.compute_dtype == "bfloat16" and tuple(layer.strides) == (1, 1) and layer.padding == "same"
+    (module docstring): bfloat16, equal strides, SAME padding, no dilation, channels last, ``MIN_CHANNELS`` or
+    more on each side."""
+    return (layer.compute_dtype == "bfloat16" and layer.strides[0] == layer.strides[1] and layer.padding == "same"
             and tuple(layer.dilation_rate) == (1, 1) and layer.data_format == "channels_last"
             and min(channels_in, layer.filters) >= MIN_CHANNELS)
 
@@ -92,7 +93,7 @@ class FastConv2D(layers.Conv2D):
     def convolution_op(self, inputs, kernel):
         if not rewrites(self, inputs.shape[-1]):
             return super().convolution_op(inputs, kernel)
-        return conv2d(inputs, kernel, 1)
+        return conv2d(inputs, kernel, self.strides[0])
 
 
 @keras.saving.register_keras_serializable(package="gan_lab")
@@ -102,8 +103,9 @@ class FastConv2DTranspose(layers.Conv2DTranspose):
     def call(self, inputs):
         if not rewrites(self, inputs.shape[-1]) or self.output_padding is not None:
             return super().call(inputs)
-        shape = tf.shape(inputs)
-        outputs = conv2d_transpose(inputs, self.kernel, 1, tf.stack([shape[0], shape[1], shape[2], self.filters]))
+        shape, stride = tf.shape(inputs), self.strides[0]
+        output_shape = tf.stack([shape[0], shape[1] * stride, shape[2] * stride, self.filters])
+        outputs = conv2d_transpose(inputs, self.kernel, stride, output_shape)
         if self.use_bias:  # as Keras adds it
             outputs = keras.ops.add(outputs, keras.ops.reshape(self.bias, (1, 1, 1, self.filters)))
         return self.activation(outputs) if self.activation is not None else outputs

@@ -97,13 +97,20 @@ def test_a_checkpoint_that_is_not_kept_is_named_with_the_kept_ones(run_with_earl
     assert "checkpoint=latest: give best, last or a training step (a number)" in capsys.readouterr().err
 
 
-def test_a_run_without_the_judge_has_no_best(tiny_train_cfg, tmp_path, mlflow_uri, capsys):
+def test_a_run_without_the_judge_has_no_best_and_is_scored_afterwards(tiny_train_cfg, tmp_path, mlflow_uri,
+                                                                      judge_overrides, capsys):
     run_id = train(tiny_train_cfg("model=mlp", "judge.enabled=false", "mlflow.experiment=best"), output_dir=tmp_path)
     assert not (tmp_path / "checkpoints" / "best").exists()
     assert generate_cli.main([f"run_id={run_id}", "checkpoint=best", f"mlflow.tracking_uri={mlflow_uri}"]) == 2
     err = capsys.readouterr().err
     assert f"run {run_id} has no best checkpoint's generator: it trained without the judge" in err
     assert f"python -m gan_lab.evaluate run_id={run_id} checkpoints=all" in err
+    assert evaluate_cli.main([f"run_id={run_id}", "checkpoints=all", "n=200", f"mlflow.tracking_uri={mlflow_uri}",
+                              *judge_overrides]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert list(printed["checkpoints"]) == ["3"] and printed["best_step"] == 3  # its one checkpoint, at the end
+    history = MlflowClient(mlflow_uri).get_metric_history(run_id, "eval/fid")
+    assert [(m.step, m.value) for m in history] == [(3, printed["checkpoints"]["3"]["fid"])]
 
 
 def test_evaluate_checkpoint_best_logs_beside_the_plain_figures(run_with_earlier_best, mlflow_uri, judge_overrides,
