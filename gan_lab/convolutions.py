@@ -10,8 +10,8 @@ which is a VALID forward convolution of ``x_padded`` with its batch and channel 
 of N channels) by the kernel ``dy`` (h x w taps, N in, F out) dilated by s.
 
 Measured per op (``experiments/benchmarks.md``, batch 256, ``python -m gan_lab.bench train train-no-amx``)
-it wins in bfloat16 with many channels on both sides: dcgan's G1 (stride 1, 7x7x256 -> 7x7x128) 1.46x
-with AMX, 1.07x with AVX512-BF16 alone; its stride-2 layers (G2, D2) 1.06-1.08x with AMX, 1.21-1.28x
+it wins in bfloat16 with many channels on both sides: dcgan's G1 (stride 1, 7x7x256 -> 7x7x128) 1.3-1.46x
+with AMX, 1.07x with AVX512-BF16 alone; its stride-2 layers (G2, D2) even with AMX (0.9-1.1x), 1.16-1.28x
 without. It is slower for a one-channel side (G3, D1) and in float32. So ``FastConv2D`` and
 ``FastConv2DTranspose``, Keras' layers (same weights, same forward op), take it exactly there
 (``rewrites``) and TensorFlow's op elsewhere; used while training on CPUs (``train.fast_convolutions``),

@@ -15,7 +15,7 @@ from keras import layers
 from omegaconf import DictConfig
 
 from gan_lab.config import ConvModelConfig, MLPModelConfig, ModelConfig, Noise, TFGANModelConfig
-from gan_lab.convolutions import FastConv2DTranspose
+from gan_lab.convolutions import FastConv2D, FastConv2DTranspose
 from gan_lab.distribute import replica_seed
 from gan_lab.figures import to_uint8
 from gan_lab.registry import Registry
@@ -165,9 +165,9 @@ def build_models(cfg: DictConfig, fast: bool = False, fast_convolutions: bool = 
     """(generator, discriminator) for the model config ``cfg`` (the ``model`` group).
 
     ``fast``: the training-speed layers (``FusedBatchNormalization``, ``FastDropout``, ``FastLeakyReLU``, and with
-    ``fast_convolutions`` ``convolutions.FastConv2DTranspose``) instead of Keras' stock ones, same weights and
-    maths, passed as ``batch_norm=``, ``dropout=``, ``leaky_relu=``, ``conv_transpose=`` to a builder that takes
-    them; exports rebuild with the stock ones (``stock_generator``).
+    ``fast_convolutions`` ``convolutions.FastConv2D``/``FastConv2DTranspose``) instead of Keras' stock ones, same
+    weights and maths, passed as ``batch_norm=``, ``dropout=``, ``leaky_relu=``, ``conv=``, ``conv_transpose=``
+    to a builder that takes them; exports rebuild with the stock ones (``stock_generator``).
     """
     if cfg.latent_dim < 1:
         raise ValueError(f"model.latent_dim must be >= 1, got {cfg.latent_dim}")
@@ -177,7 +177,7 @@ def build_models(cfg: DictConfig, fast: bool = False, fast_convolutions: bool = 
     layers_taken = inspect.signature(build).parameters
     fast_layers = {"batch_norm": FusedBatchNormalization, "dropout": FastDropout, "leaky_relu": FastLeakyReLU}
     if fast_convolutions:
-        fast_layers["conv_transpose"] = FastConv2DTranspose
+        fast_layers |= {"conv": FastConv2D, "conv_transpose": FastConv2DTranspose}
     return build(cfg, **{key: layer for key, layer in fast_layers.items() if key in layers_taken})
 
 
@@ -300,14 +300,14 @@ def _normalized(layer: layers.Layer, spectral_norm: bool) -> layers.Layer:
     return layers.SpectralNormalization(layer) if spectral_norm else layer
 
 
-def _conv_discriminator(cfg: DictConfig, dropout, leaky_relu) -> keras.Model:
+def _conv_discriminator(cfg: DictConfig, dropout, leaky_relu, conv) -> keras.Model:
     """[Conv s2 -> LReLU -> Dropout] per width -> [minibatch std] -> Flatten -> Dense 1 (spectral norm on the
     convolutions with ``spectral_norm``). Conditional: + projection of the label. InfoGAN: also the code's
     logits, from a head on the same features (Dense 128 -> LReLU -> Dense code_dim)."""
     image = keras.Input(IMAGE_SHAPE, name="image")
     h = image
     for filters in cfg.discriminator_filters:
-        h = _normalized(layers.Conv2D(filters, cfg.kernel_size, strides=2, padding="same"), cfg.spectral_norm)(h)
+        h = _normalized(conv(filters, cfg.kernel_size, strides=2, padding="same"), cfg.spectral_norm)(h)
         h = leaky_relu(negative_slope=cfg.leaky_slope)(h)
         h = dropout(cfg.dropout)(h)
     if cfg.minibatch_std:
@@ -339,28 +339,28 @@ def _conv_discriminator(cfg: DictConfig, dropout, leaky_relu) -> keras.Model:
 @MODELS.register("dcgan", config=ConvModelConfig)
 def build_dcgan(
     cfg: DictConfig, batch_norm=layers.BatchNormalization, dropout=layers.Dropout, leaky_relu=layers.LeakyReLU,
-    conv_transpose=layers.Conv2DTranspose,
+    conv=layers.Conv2D, conv_transpose=layers.Conv2DTranspose,
 ) -> tuple[keras.Model, keras.Model]:
     """The TensorFlow DCGAN tutorial's generator and discriminator."""
-    return _conv_generator(cfg, batch_norm, conv_transpose), _conv_discriminator(cfg, dropout, leaky_relu)
+    return _conv_generator(cfg, batch_norm, conv_transpose), _conv_discriminator(cfg, dropout, leaky_relu, conv)
 
 
 @MODELS.register("cgan", config=ConvModelConfig)
 def build_cgan(
     cfg: DictConfig, batch_norm=layers.BatchNormalization, dropout=layers.Dropout, leaky_relu=layers.LeakyReLU,
-    conv_transpose=layers.Conv2DTranspose,
+    conv=layers.Conv2D, conv_transpose=layers.Conv2DTranspose,
 ) -> tuple[keras.Model, keras.Model]:
     """DCGAN conditioned on the digit: label embedding joined to the noise, projection in D."""
     if not is_conditional(cfg):
         raise ValueError(f"model.num_classes must be >= 1 for cgan, got {cfg.get('num_classes')}")
-    return _conv_generator(cfg, batch_norm, conv_transpose), _conv_discriminator(cfg, dropout, leaky_relu)
+    return _conv_generator(cfg, batch_norm, conv_transpose), _conv_discriminator(cfg, dropout, leaky_relu, conv)
 
 
 @MODELS.register("selfcond", config=ConvModelConfig)
 @MODELS.register("infogan", config=ConvModelConfig)
 def build_infogan(
     cfg: DictConfig, batch_norm=layers.BatchNormalization, dropout=layers.Dropout, leaky_relu=layers.LeakyReLU,
-    conv_transpose=layers.Conv2DTranspose,
+    conv=layers.Conv2D, conv_transpose=layers.Conv2DTranspose,
 ) -> tuple[keras.Model, keras.Model]:
     """DCGAN with InfoGAN's categorical latent code (Chen et al. 2016): G draws from noise and a code of
     ``code_dim`` values; D's second head recovers the code. Unsupervised: no labels are used. ``selfcond``: the
@@ -368,7 +368,7 @@ def build_infogan(
     if cfg.code_dim < 2 or is_conditional(cfg):
         raise ValueError(f"infogan needs model.code_dim >= 2 and no labels (num_classes 0), got {cfg.code_dim}, "
                          f"{cfg.num_classes}")
-    return _conv_generator(cfg, batch_norm, conv_transpose), _conv_discriminator(cfg, dropout, leaky_relu)
+    return _conv_generator(cfg, batch_norm, conv_transpose), _conv_discriminator(cfg, dropout, leaky_relu, conv)
 
 
 @MODELS.register("tfgan", config=TFGANModelConfig)

@@ -98,9 +98,10 @@ def test_the_rewrite_is_taken_only_where_it_was_measured_faster():
 def test_fast_convolutions_is_a_switch(compose_cfg):
     from gan_lab.trainer import build_gan
 
-    def transposed(*overrides):
+    def convolutions(*overrides):
         gan = build_gan(compose_cfg("model=dcgan", *overrides))
-        return {type(layer) for layer in gan.generator.layers if isinstance(layer, keras.layers.Conv2DTranspose)}
+        return {type(layer) for network in (gan.generator, gan.discriminator) for layer in network.layers
+                if isinstance(layer, keras.layers.Conv2D | keras.layers.Conv2DTranspose)}
 
-    assert transposed() == {FastConv2DTranspose}
-    assert transposed("train.fast_convolutions=false") == {keras.layers.Conv2DTranspose}
+    assert convolutions() == {FastConv2D, FastConv2DTranspose}
+    assert convolutions("train.fast_convolutions=false") == {keras.layers.Conv2D, keras.layers.Conv2DTranspose}
