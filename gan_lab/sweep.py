@@ -224,7 +224,7 @@ def summarise(config: DictConfig, parent_id: str, uri: str, sweep_dir: Path) -> 
                 key, values, others, {m: [row[m] for row in rows] for m in metrics}, log_x=_log_scale(key, values))
     if not any(name.startswith("metrics_vs_") for name in images):
         images["metrics_by_config.png"] = figures.metrics_by_config(
-            [_job_label(row, config_keys) for row in rows], {m: [row[m] for row in rows] for m in metrics})
+            [_job_label(row, config_keys, empty="all runs") for row in rows], {m: [row[m] for row in rows] for m in metrics})
     if parent.data.tags.get("gan_lab.sweeper") == "optuna":
         images["objective_by_trial.png"] = figures.objective_by_trial(
             [row["job"] for row in rows], [row[objective] for row in rows], objective, maximise)
