@@ -181,16 +181,23 @@ def build_models(cfg: DictConfig, fast: bool = False, fast_convolutions: bool = 
     return build(cfg, **{key: layer for key, layer in fast_layers.items() if key in layers_taken})
 
 
-def stock_generator(cfg: DictConfig, generator: keras.Model) -> keras.Model:
-    """A copy of ``generator`` made of stock Keras layers only (float32), for export."""
+def stock_copy(cfg: DictConfig, model: keras.Model, network: str) -> keras.Model:
+    """A copy of ``model``, the ``network`` ("generator" or "discriminator") ``build_models`` built for ``cfg``, made
+    of stock Keras layers only (float32), for export: its layers and weight files load without gan_lab."""
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("float32")
     try:
-        stock, _ = build_models(cfg)
+        generator, discriminator = build_models(cfg)
     finally:
         keras.config.set_dtype_policy(previous)
-    stock.set_weights(generator.get_weights())
+    stock = {"generator": generator, "discriminator": discriminator}[network]
+    stock.set_weights(model.get_weights())
     return stock
+
+
+def stock_generator(cfg: DictConfig, generator: keras.Model) -> keras.Model:
+    """A copy of ``generator`` made of stock Keras layers only (float32), for export."""
+    return stock_copy(cfg, generator, "generator")
 
 
 def is_conditional(cfg: DictConfig) -> bool:

@@ -29,6 +29,7 @@ from gan_lab.models import (
     generate_images,
     is_conditional,
     sample_noise,
+    stock_copy,
     stock_generator,
     with_code,
 )
@@ -203,7 +204,7 @@ def train(cfg: DictConfig, output_dir: str | Path | None = None, tags: dict[str,
             print(f"Done: {gan.train_steps} steps as a worker; the chief has recorded the run")
             return None
         mlflow.log_metric("train_steps", gan.train_steps, step=gan.train_steps)  # a resumed run extended adds a point
-        _save_results(gan, stock_generator(cfg.model, gan.ema_generator), recorder, fixed_inputs, out_dir)
+        _save_results(cfg, gan, stock_generator(cfg.model, gan.ema_generator), recorder, fixed_inputs, out_dir)
         if recorder.best is not None and recorder.best.record is not None:  # last: it restores the best state
             _export_best(cfg, gan, recorder.best, fixed_inputs)
         print(f"Done: {gan.train_steps} steps. Generate samples with: python -m gan_lab.generate run_id={run_id}")
@@ -235,7 +236,8 @@ def _logged_history(run_id: str, uri: str) -> dict[str, list[tuple[int, float]]]
             for name in (*METRICS, "score")}
 
 
-def _save_results(gan: GAN, generator: keras.Model, recorder: RunRecorder, fixed_inputs, out_dir: Path) -> None:
+def _save_results(cfg: DictConfig, gan: GAN, generator: keras.Model, recorder: RunRecorder, fixed_inputs,
+                  out_dir: Path) -> None:
     """Loss curve, the final sample grid and samples (one PNG each), the (stock-layer, float32)
     generator model with its signature and an input example, and the discriminator weights."""
     figures.save_loss_curve(recorder.history, out_dir / "loss_curve.png")
@@ -252,6 +254,6 @@ def _save_results(gan: GAN, generator: keras.Model, recorder: RunRecorder, fixed
     mlflow.log_artifacts(str(final_dir), "samples")
 
     generator.save(out_dir / "generator.keras")
-    gan.discriminator.save_weights(out_dir / "discriminator.weights.h5")
+    stock_copy(cfg.model, gan.discriminator, "discriminator").save_weights(out_dir / "discriminator.weights.h5")
     mlflow.log_artifact(str(out_dir / "discriminator.weights.h5"))
     tracking.log_keras_model(generator, "generator", noise[:2] if labels is None else {"noise": noise[:2], "label": labels[:2]})

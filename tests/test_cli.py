@@ -32,7 +32,7 @@ def test_every_side_command_answers_help(module):
     ("gan_lab.register", ["run_id=x", "name=m", "aliases=a"], "aliases: no such key; did you mean alias?"),
     ("gan_lab.runs", ["reaps"], "action=reaps: unknown; one of reap, ui"),
     ("gan_lab.runs", ["reap", "port=many"], "port: Value 'many' of type 'str' could not be converted to Integer"),
-    ("gan_lab.judge", ["judge.epoch=3"], "judge.epoch: no such key; did you mean epochs?"),
+    ("gan_lab.judge", ["judge.epoch=3"], "judge.epoch: no such key; did you mean epochs or cas_epochs?"),
 ])
 def test_side_commands_reject_a_bad_key_or_value_with_exit_2(module, args, message, tmp_path):
     result = run(module, *args, cwd=tmp_path)
