@@ -215,7 +215,8 @@ def checkpoint_generator(cfg: DictConfig, path: str) -> keras.Model:
     """The (EMA, stock-layer, float32) generator of the training checkpoint ``path`` of a run of ``cfg``."""
     gan = build_gan(cfg)
     train_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False)  # as RunRecorder checkpoints it
-    tf.train.Checkpoint(state=[*gan.training_state(), train_seconds]).restore(path).assert_existing_objects_matched()
+    tf.train.Checkpoint(state=[*gan.training_state(), train_seconds]).restore(path).assert_existing_objects_matched(
+    ).expect_partial()  # the manager's save counter is not needed
     return stock_generator(cfg.model, gan.ema_generator)
 
 
