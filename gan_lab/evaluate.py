@@ -15,7 +15,6 @@ import contextlib
 import json
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -100,14 +99,14 @@ def evaluate(args: EvaluateArgs, overrides: list[str]) -> dict:
                           "truncation= or rejection=")
     if args.checkpoint is not None and args.run_id is None:
         raise ConfigError(f"checkpoint={args.checkpoint} picks one of a training run's generators: give run_id=")
-    run, _ = tracking.generator_source(args.run_id, args.model_uri, cfg.mlflow.tracking_uri)
+    run, model_uri = tracking.generator_source(args.run_id, args.model_uri, cfg.mlflow.tracking_uri)
     trained = tracking.run_config(run)
     data = [as_override(f"data.{key}", value) for key, value in trained.data.items() if key != "name"]
     cfg = check_overrides([f"data={trained.data.name}", *data, *overrides])  # the user's data.* last, so they win
     judge = get_judge(cfg)
     if args.checkpoints:
         return evaluate_checkpoints(run, trained, judge, args.n, cfg.seed)
-    run, generator, source = tracking.load_generator(args.run_id, args.model_uri, args.checkpoint, cfg.mlflow.tracking_uri)
+    generator, source = tracking.load_generator(run, model_uri, args.checkpoint)
     history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "d_loss")
     step = max((m.step for m in history), default=0)
     result = judge_generator(judge, generator, trained.model, args.n, cfg.seed, cas=True)  # CAS: conditional only
@@ -130,13 +129,11 @@ def evaluate_checkpoints(run, trained, judge, n: int, seed: int) -> dict:
     from mlflow import MlflowClient
 
     from gan_lab import tracking
-    from gan_lab.checkpoints import CHECKPOINT_DIR, kept_checkpoints
     from gan_lab.judge import judge_generator
     from gan_lab.metrics import SCALARS
     from gan_lab.trainer import checkpoint_generator
 
-    folder = Path(run.data.tags.get("output_dir", "")) / CHECKPOINT_DIR
-    kept = kept_checkpoints(folder) if folder.is_dir() else {}
+    folder, kept = tracking.run_checkpoints(run)
     if not kept:
         raise ConfigError(f"checkpoints=all: run {run.info.run_id} keeps no checkpoints on this machine ({folder})")
     client, scored = MlflowClient(), {}

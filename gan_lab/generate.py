@@ -54,7 +54,7 @@ def generate(args: GenerateArgs, seed: int = 0, tracking_uri: str | None = None)
 
     if args.n < 1:
         raise ConfigError(f"n={args.n}: must be >= 1")
-    run, generator, _ = tracking.load_generator(args.run_id, args.model_uri, args.checkpoint, tracking_uri)
+    run, model_uri = tracking.generator_source(args.run_id, args.model_uri, tracking_uri)
     model_cfg = tracking.run_config(run).model
     num_classes = model_cfg.get("num_classes", 0)
     if num_classes and args.labels is not None and not all(0 <= d < num_classes for d in args.labels):
@@ -67,6 +67,7 @@ def generate(args: GenerateArgs, seed: int = 0, tracking_uri: str | None = None)
         raise ConfigError(f"truncation={args.truncation}: must be > 0 (|z| <= truncation)")
     if args.rejection is not None and not 0 <= args.rejection <= 100:
         raise ConfigError(f"rejection={args.rejection}: a percentile in [0, 100] (higher: D rejects more)")
+    generator, _ = tracking.load_generator(run, model_uri, args.checkpoint)
     discriminator = None if args.rejection is None else tracking.load_discriminator(run, model_cfg)
     images, labels, _ = draw(generator, model_cfg, args.n, seed, args.truncation, discriminator, args.rejection,
                              args.labels)

@@ -263,37 +263,41 @@ def generator_source(run_id: str | None, model_uri: str | None, uri: str | None 
     return find_training_run(source_run, uri), model_uri
 
 
-def load_generator(run_id: str | None, model_uri: str | None, checkpoint: str | None = None, uri: str | None = None):
-    """(training run, generator, where it came from) for ``run_id=`` or ``model_uri=`` (see ``generator_source``)
-    and ``checkpoint=``: a run's ``last`` generator (the default), its ``best`` (the best judge evaluation's,
-    ``generator_best``) or the one of its kept checkpoint of training step ``<step>``."""
-    run, model_uri = generator_source(run_id, model_uri, uri)
+def load_generator(run: Run, model_uri: str, checkpoint: str | None = None):
+    """(generator, where it came from) of ``generator_source``'s ``(run, model_uri)`` and ``checkpoint=``: a run's
+    ``last`` generator (the default), its ``best`` (the best judge evaluation's, ``generator_best``) or the one of
+    its kept checkpoint of training step ``<step>``."""
     if checkpoint is None or checkpoint == "last":
-        return run, mlflow.keras.load_model(model_uri), model_uri
-    if run_id is None:
+        return mlflow.keras.load_model(model_uri), model_uri
+    if model_uri != f"runs:/{run.info.run_id}/generator":
         raise LookupError(f"checkpoint={checkpoint} picks one of a training run's generators: give run_id=, not model_uri=")
     if checkpoint == "best":
-        model_uri = f"runs:/{run_id}/{logged_generator(run, 'generator_best').name}"
-        return run, mlflow.keras.load_model(model_uri), model_uri
+        model_uri = f"runs:/{run.info.run_id}/{logged_generator(run, 'generator_best').name}"
+        return mlflow.keras.load_model(model_uri), model_uri
     path = checkpoint_path(run, checkpoint)
     from gan_lab.trainer import checkpoint_generator
 
-    return run, checkpoint_generator(run_config(run), path), path
+    return checkpoint_generator(run_config(run), path), path
 
 
-def checkpoint_path(run: Run, checkpoint: str) -> str:
-    """The kept checkpoint of training step ``checkpoint`` in the run's folder; LookupError naming the kept ones."""
+def run_checkpoints(run: Run):
+    """(the run's checkpoint folder, ``{training step: checkpoint}`` it keeps, empty if the folder is not here)."""
     from pathlib import Path
 
     from gan_lab.checkpoints import CHECKPOINT_DIR, kept_checkpoints
 
     folder = Path(run.data.tags.get("output_dir", "")) / CHECKPOINT_DIR
+    return folder, kept_checkpoints(folder) if folder.is_dir() else {}
+
+
+def checkpoint_path(run: Run, checkpoint: str) -> str:
+    """The kept checkpoint of training step ``checkpoint`` in the run's folder; LookupError naming the kept ones."""
     if not str(checkpoint).isdigit():
         raise LookupError(f"checkpoint={checkpoint}: give best, last or a training step (a number)")
+    folder, kept = run_checkpoints(run)
     if not folder.is_dir():
         raise LookupError(f"checkpoint={checkpoint}: run {run.info.run_id}'s checkpoints are not on this machine "
                           f"({folder}); checkpoint=best and checkpoint=last load from MLflow")
-    kept = kept_checkpoints(folder)
     if int(checkpoint) not in kept:
         raise LookupError(f"checkpoint={checkpoint}: run {run.info.run_id} keeps the checkpoints of steps "
                           f"{', '.join(map(str, kept)) or 'none'} in {folder}")

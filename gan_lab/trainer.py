@@ -223,9 +223,7 @@ def checkpoint_generator(cfg: DictConfig, path: str) -> keras.Model:
 def _export_best(cfg: DictConfig, gan: GAN, best: BestCheckpoint, fixed_inputs) -> None:
     """Restore the best evaluation's state into ``gan`` and log its generator as ``generator_best``."""
     best.checkpoints.checkpoint.restore(best.record["path"]).assert_existing_objects_matched()
-    noise, labels = fixed_inputs
-    tracking.log_keras_model(stock_generator(cfg.model, gan.ema_generator), "generator_best",
-                             noise[:2] if labels is None else {"noise": noise[:2], "label": labels[:2]})
+    tracking.log_keras_model(stock_generator(cfg.model, gan.ema_generator), "generator_best", _input_example(fixed_inputs))
     print(f"Best judge evaluation: step {best.record['step']} (epoch {best.record['epoch']}), {best.objective} "
           f"{best.record['value']:.4g}: exported as generator_best (checkpoint=best)")
 
@@ -257,4 +255,10 @@ def _save_results(cfg: DictConfig, gan: GAN, generator: keras.Model, recorder: R
     generator.save(out_dir / "generator.keras")
     stock_copy(cfg.model, gan.discriminator, "discriminator").save_weights(out_dir / "discriminator.weights.h5")
     mlflow.log_artifact(str(out_dir / "discriminator.weights.h5"))
-    tracking.log_keras_model(generator, "generator", noise[:2] if labels is None else {"noise": noise[:2], "label": labels[:2]})
+    tracking.log_keras_model(generator, "generator", _input_example(fixed_inputs))
+
+
+def _input_example(fixed_inputs):
+    """The exported generators' input example: two of the grid's inputs."""
+    noise, labels = fixed_inputs
+    return noise[:2] if labels is None else {"noise": noise[:2], "label": labels[:2]}
