@@ -80,6 +80,7 @@ RECIPES = {
     # conditional: every piece alone on cgan as first built, then combinations
     "cgan": cgan(),
     "cgan_ms": cgan(False, 1),
+    "cgan_ms0.1": cgan(False, 0.1),
     "cgan_ms0.3": cgan(False, 0.3),
     "cgan_cbn": cgan(True),
     "cgan_cbn_ms": cgan(True, 1),

@@ -94,13 +94,14 @@ class RunRecorder(keras.callbacks.Callback):
         result = judge_generator(self.judge, self.model.ema_generator, self.cfg.model, self.cfg.judge.samples, self.cfg.seed,
                                  cas=last)  # CAS, costly: on the last evaluation only
         log_judgement(mlflow.active_run().info.run_id, self.judge, result, step=epoch)
-        real = self.judge.info["real"]
-        shown = [name for name in ("score", "fid", "kid", "precision", "recall", "cond_acc", "cas") if name in result]
+        real = self.judge.ceilings
+        shown = [name for name in ("score", "fid", "kid", "precision", "recall", "cond_acc", "cas", "val_fid",
+                                   "val_precision", "val_recall", "pixel_coverage") if name in result]
         best = self.best is not None and self.best.offer(self.model.train_steps, epoch, result)
         if best:
             mlflow.set_tags({"best_step": str(self.model.train_steps), "best_epoch": str(epoch)})
             mlflow.log_metric(f"best_{self.best.objective}", result[self.best.objective], step=epoch)
-        print(f"judge @ epoch {epoch}: " + ", ".join(f"{n} {result[n]:.3g} (real {real[n]:.3g})" for n in shown)
+        print(f"judge @ epoch {epoch}: " + ", ".join(f"{n} {result[n]:.3g} (real {real[f'real_{n}']:.3g})" for n in shown)
               + (f"; best {self.best.objective} so far, checkpoint kept" if best else ""))
 
     def save_grid(self, epoch: int) -> None:

@@ -190,6 +190,8 @@ class JudgeConfig:
     batch_size: int = MISSING
     holdout: float = MISSING  # share held out when the data has one split only (data.split=test)
     seed: int = MISSING
+    validation: bool = MISSING  # also judge by the validation judge (another architecture, seed and data share): val_*
+    validation_seed: int = MISSING
     k: int = MISSING  # neighbours of the precision/recall manifolds
     samples: int = MISSING  # generated images judged per evaluation
     subsets: int = MISSING  # disjoint subsets of the samples whose spread gives <metric>_std (standard errors)

@@ -20,11 +20,17 @@ import math
 
 import numpy as np
 
+from gan_lab import pixels
+
 # The scalar figures ``sample_metrics`` returns (cond_acc on conditional samples, min_class_recall and intra_fid
 # with reference labels too), and ``cas``, which the judge adds when asked to.
-SCALARS = ("score", "fid", "precision", "recall", "confidence", "min_share", "max_share", "kl_uniform", "cond_acc",
-           "min_class_recall", "kid", "intra_fid", "cas", "score_std", "fid_std", "kid_std", "precision_std",
-           "recall_std")
+CLASSIFIER_SCALARS = ("score", "fid", "precision", "recall", "confidence", "min_share", "max_share", "kl_uniform",
+                      "cond_acc", "min_class_recall", "kid", "intra_fid", "cas", "score_std", "fid_std", "kid_std",
+                      "precision_std", "recall_std")
+VALIDATION_PREFIX = "val_"  # the validation judge's figures: val_fid, val_recall, ...
+# Every scalar a judgement logs (and ``sweep.objective`` may name): the judge's, the pixel diagnostics', the
+# validation judge's; the real-data ceiling of each is ``real_<name>``.
+SCALARS = (*CLASSIFIER_SCALARS, *pixels.SCALARS, *(VALIDATION_PREFIX + name for name in CLASSIFIER_SCALARS))
 
 
 def classifier_score(probs: np.ndarray) -> float:

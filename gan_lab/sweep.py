@@ -26,7 +26,8 @@ REPEAT_TAG = "sweep_repeat"  # a job's run number when sweep.repeats > 1 (0, 1, 
 SWEPT_TAG = "gan_lab.swept"  # on the parent: what the sweep sweeps, "; "-separated
 JOB_STDOUT_TAG, JOB_STDERR_TAG = "gan_lab.job_stdout", "gan_lab.job_stderr"
 SUMMARY_METRICS = ("score", "fid", "kid", "precision", "recall", "min_share", "max_share", "cond_acc", "min_class_recall",
-                   "intra_fid", "cas")
+                   "intra_fid", "cas", "val_score", "val_fid", "val_precision", "val_recall", "val_min_class_recall",
+                   "ink_ks", "stroke_ks", "pixel_coverage")  # the judge's, the validation judge's, the pixels
 
 
 class SweepTracker(Callback):

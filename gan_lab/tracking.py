@@ -40,7 +40,8 @@ def flatten(cfg: DictConfig) -> dict[str, str]:
 
 # The runs-table columns a new user sees, as a saved view of the experiment (MLflow UI "shared view").
 VIEW = "gan_lab"
-TRAINING_COLUMNS = ("metrics.score", "metrics.fid", "metrics.precision", "metrics.recall", "metrics.train_seconds",
+TRAINING_COLUMNS = ("metrics.score", "metrics.fid", "metrics.precision", "metrics.recall", "metrics.val_precision",
+                    "metrics.val_recall", "metrics.train_seconds",
                     "params.model.name", "params.loss.name", "params.optimizer.generator.lr")
 JUDGE_COLUMNS = ("metrics.holdout_accuracy", "metrics.real_score", "metrics.real_fid", "params.n_fit", "params.data.split")
 

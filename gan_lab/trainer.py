@@ -170,6 +170,9 @@ def train(cfg: DictConfig, output_dir: str | Path | None = None, tags: dict[str,
         run_tags[PLUGINS_TAG] = json.dumps(plugin_roots(cfg.plugins))  # where generate finds them again
     if judge is not None:
         run_tags |= {"judge_key": judge.info["key"], "judge_run_id": judge.info["mlflow_run_id"]}
+        if judge.validation is not None:
+            run_tags |= {"val_judge_key": judge.validation.info["key"],
+                         "val_judge_run_id": judge.validation.info["mlflow_run_id"]}
     mlflow_run = tracking.training_run(cfg, run_tags, run_id) if chief else contextlib.nullcontext()
     with mlflow_run as run, stop_on_signals(checkpointer):
         precision = resolve_precision(cfg.train.precision)

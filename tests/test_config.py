@@ -157,7 +157,7 @@ def test_bad_values_fail_validation(compose_cfg, override, message):
     assert message in str(info.value)
 
 
-@pytest.mark.parametrize("objective", ["kid", "fid_std", "intra_fid", "cas"])
+@pytest.mark.parametrize("objective", ["kid", "fid_std", "intra_fid", "cas", "val_fid", "val_recall", "pixel_coverage", "ink_ks"])
 def test_the_judges_new_metrics_are_sweep_objectives(compose_cfg, objective):
     validate(compose_cfg(f"sweep.objective={objective}"))
 

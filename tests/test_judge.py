@@ -18,6 +18,10 @@ from gan_lab.trainer import train
 SCALARS = {"score", "fid", "kid", "precision", "recall", "confidence", "min_share", "max_share", "kl_uniform",
            "score_std", "fid_std", "kid_std", "precision_std", "recall_std"}
 CONDITIONAL = {"cond_acc", "min_class_recall", "intra_fid", "cas"}  # of the conditional samples' last evaluation
+PIXELS = {"ink_ks", "stroke_ks", "pixel_coverage"}
+VALIDATION = {f"val_{name}" for name in SCALARS}
+CONDITIONAL_PIXELS_AND_VALIDATION = {"class_ink_ks", "class_stroke_ks", "val_cond_acc", "val_min_class_recall",
+                                     "val_intra_fid"}
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +85,61 @@ def test_judge_is_cached_and_logged_once(judge, judge_cfg, mlflow_uri, monkeypat
     run = MlflowClient(mlflow_uri).get_run(judge.info["mlflow_run_id"])
     assert run.data.tags["gan_lab.kind"] == "judge"
     assert run.data.metrics["holdout_accuracy"] == pytest.approx(judge.info["holdout_accuracy"])
-    assert {f"real_{name}" for name in SCALARS | CONDITIONAL} <= set(run.data.metrics)
+    assert {f"real_{name}" for name in SCALARS | CONDITIONAL | PIXELS} <= set(run.data.metrics)
+    assert again.validation.info["mlflow_run_id"] == judge.validation.info["mlflow_run_id"]
+    validation_run = MlflowClient(mlflow_uri).get_run(judge.validation.info["mlflow_run_id"])
+    assert validation_run.data.params["role"] == "validation"
+    assert validation_run.data.metrics["real_fid"] == pytest.approx(judge.ceilings["real_val_fid"])
+
+
+def test_validation_judge_is_another_classifier_trained_on_another_share(judge, judge_cfg):
+    validation = judge.validation
+    assert validation.info["role"] == "validation" and validation.info["key"] != judge.info["key"]
+    assert validation.info["architecture"] != judge.info["architecture"]
+    assert validation.info["seed"] == judge_cfg.judge.validation_seed != judge.info["seed"]
+    assert judge.reference.shape[1] == 128 and validation.reference.shape[1] == 64
+    assert judge.model.count_params() != validation.model.count_params()
+
+    def rows(images):
+        return {image.tobytes() for image in images}
+
+    (fit, _), (held, _) = judge_data(judge_cfg.data, judge_cfg.judge.holdout, judge_cfg.judge.seed)
+    (val_fit, _), (val_held, _) = judge_data(judge_cfg.data, judge_cfg.judge.holdout, judge_cfg.judge.seed,
+                                             role="validation")
+    assert len(val_fit) == len(fit) and len(val_held) == len(held)
+    assert not rows(held) & rows(val_held)  # their references and ceilings share no image
+    assert rows(held) <= rows(val_fit)  # it learnt from every image the judge held out
+    assert validation.info["holdout_accuracy"] >= 0.9  # 2 epochs here; 10 by default
+
+
+def test_both_judges_and_the_pixels_score_real_digits_near_their_ceilings(judge):
+    real = judge.evaluate(judge.ceiling_images, requested=judge.ceiling_labels)
+    ceilings = judge.ceilings
+    assert {f"real_{name}" for name in VALIDATION | PIXELS} <= set(ceilings)
+    for name in ("score", "fid", "precision", "recall", "ink_ks", "pixel_coverage"):
+        assert real[name] == pytest.approx(ceilings[f"real_{name}"])  # the ceiling images themselves
+    # the validation judge learnt from these images, so they score at or above its ceilings
+    assert real["val_precision"] > 0.9 * ceilings["real_val_precision"]
+    assert real["val_recall"] > 0.9 * ceilings["real_val_recall"]
+    assert real["val_cond_acc"] > 0.93 and len(real["val_per_class_recall"]) == 10
+
+
+def test_a_collapsed_generator_is_caught_by_both_judges_and_the_pixels(judge):
+    collapsed = np.repeat(judge.ceiling_images[:1], 2000, axis=0)
+    judged = judge.evaluate(collapsed, requested=np.resize(judge.ceiling_labels[:1], 2000))
+    ceilings = judge.ceilings
+    assert judged["recall"] < 0.05 and judged["val_recall"] < 0.05
+    assert judged["fid"] > 10 * ceilings["real_fid"] and judged["val_fid"] > 10 * ceilings["real_val_fid"]
+    assert judged["pixel_coverage"] < 0.05 and judged["ink_ks"] > 0.5
+
+
+def test_validation_judge_off(judge_cfg, judge):
+    cfg = judge_cfg.copy()
+    cfg.judge.validation = False
+    alone = get_judge(cfg)
+    assert alone.validation is None and alone.info["key"] == judge.info["key"]
+    assert not any(name.startswith(("val_", "real_val_")) for name in {**alone.evaluate(alone.ceiling_images[:500]),
+                                                                     **alone.ceilings})
 
 
 def test_changed_settings_change_the_key(judge_cfg):
@@ -107,9 +165,10 @@ def trained_runs(tiny_train_cfg, tmp_path_factory):
 def test_training_run_logs_judge_metrics_and_figures(trained_runs, mlflow_uri, model):
     client = MlflowClient(mlflow_uri)
     run = client.get_run(trained_runs[model])
-    expected = SCALARS | {f"real_{name}" for name in SCALARS}
+    judged = SCALARS | PIXELS | VALIDATION
     if model == "cgan":
-        expected |= CONDITIONAL | {f"real_{name}" for name in CONDITIONAL}
+        judged |= CONDITIONAL | CONDITIONAL_PIXELS_AND_VALIDATION
+    expected = judged | {f"real_{name}" for name in judged}
     assert expected <= set(run.data.metrics)
     assert ("cas" in run.data.metrics) == (model == "cgan")
     assert [m.step for m in client.get_metric_history(run.info.run_id, "score")] == [1]
@@ -120,7 +179,8 @@ def test_training_run_logs_judge_metrics_and_figures(trained_runs, mlflow_uri, m
     record = json.loads(open(client.download_artifacts(run.info.run_id, "judge/step_0001.json")).read())
     assert sum(record["counts"]) == 300 and record["real_score"] == run.data.metrics["real_score"]
     assert ("confusion" in record) == (model == "cgan")
-    assert run.data.tags["judge_run_id"]
+    assert ("val_per_class_recall" in record) == ("per_class_ink_ks" in record) == (model == "cgan")
+    assert run.data.tags["judge_run_id"] and run.data.tags["val_judge_run_id"] != run.data.tags["judge_run_id"]
 
 
 def test_evaluate_run_logs_into_it(trained_runs, mlflow_uri, judge_overrides, capsys):
