@@ -4,6 +4,7 @@ test split, judged, and tabulated with a sample grid per row.
     python experiments/quality.py run screen --budget 180 --samples 2000 --seeds 0 [--recipes a b ...]
     python experiments/quality.py run confirm --budget 600 --samples 10000 --seeds 0 1 --recipes a b
     python experiments/quality.py table screen          # markdown rows for quality.md, grids to experiments/quality/
+    python experiments/quality.py bars validate         # both judges' precision and recall as shares of real, pixels
 
 Each run is `python -m gan_lab <recipe overrides> data.split=test train.max_time=<budget> ...` into the
 store outputs/quality/mlflow.db, its folder outputs/quality/<stage>/<recipe>/seed<k>; a run already
@@ -86,6 +87,7 @@ RECIPES = {
     "cgan_cbn_ms": cgan(True, 1),
     "cgan_cbn_ms0.3": cgan(True, 0.3),
     "cgan_fast_ms": cgan(False, 1, *FAST),
+    "cgan_cbn_ms0.3_fast": cgan(True, 0.3, *FAST),  # the default's training (selfcond's) on cgan's recipe
 }
 # Rows measured with code that has changed since: the recipe's overrides now train something else.
 EARLIER = {"selfcond_fast": "at 85f833e, before D's guesses were balanced",
@@ -155,6 +157,34 @@ def table(stage: str) -> None:
                   f"{per_class} | ![]({grid.relative_to(ROOT / 'experiments')}) |")
 
 
+# The rule of quality.md: better only if both judges and the pixels agree; these bars on both judges (share of real).
+BARS = {"precision": 0.90, "recall": 0.85}
+
+
+def bars(stage: str) -> None:
+    """Markdown rows: per recipe and seed, precision and recall on both judges as shares of their real ceilings,
+    cond_acc, and the pixel diagnostics beside their real values; ``meets`` says whether every bar holds."""
+    judged = [f"{prefix}{name}" for prefix in ("", "val_") for name in BARS]
+    pixels = ["ink_ks", "stroke_ks", "class_ink_ks", "pixel_coverage"]
+    print("| recipe | seed | steps | " + " | ".join(f"{m} / real" for m in judged) + " | cond_acc | val_cond_acc | "
+          + " | ".join(f"{m} (real)" for m in pixels) + " | meets bars |")
+    print("|---|---|---|" + "---|" * (len(judged) + len(pixels) + 3))
+    for recipe in RECIPES:
+        for run_dir in sorted((OUT / stage / recipe).glob("seed*")):
+            found = finished_run(run_dir)
+            if found is None:
+                continue
+            m = found.data.metrics
+            shares = {name: m[name] / m[f"real_{name}"] for name in judged}
+            # cond_acc on the judge (the validation judge's real digits reach 0.970, below the bar)
+            meets = all(shares[name] >= BARS[name.removeprefix("val_")] for name in judged) and m.get("cond_acc", 1) >= 0.98
+            shown = [f"{m[name]:.3f} / {m[f'real_{name}']:.3f} = **{shares[name]:.2f}**" for name in judged]
+            conditional = [f"{m[name]:.3f}" if name in m else "" for name in ("cond_acc", "val_cond_acc")]
+            pixel = [f"{m[name]:.3f} ({m[f'real_{name}']:.3f})" if name in m else "" for name in pixels]
+            print(f"| {recipe} | {run_dir.name[4:]} | {int(m['train_steps'])} | " + " | ".join(shown + conditional + pixel)
+                  + f" | {'yes' if meets else 'no'} |")
+
+
 def _per_class_recall(run) -> str:
     import mlflow
     from mlflow.tracking import MlflowClient
@@ -168,7 +198,7 @@ def _per_class_recall(run) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=["run", "table"])
+    parser.add_argument("action", choices=["run", "table", "bars"])
     parser.add_argument("stage")
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
@@ -178,7 +208,7 @@ def main() -> None:
     if args.action == "run":
         run(args.stage, args.recipes, args.seeds, args.budget, args.samples)
     else:
-        table(args.stage)
+        {"table": table, "bars": bars}[args.action](args.stage)
 
 
 if __name__ == "__main__":

@@ -195,8 +195,9 @@ def summarise(config: DictConfig, parent_id: str, uri: str, sweep_dir: Path) -> 
     config_keys = [key for key in keys if key != "seed"]
     replicated = config.sweep.repeats > 1 or "seed" in keys
     children = sweep_children(client, parent)
-    rows = [_summary_row(run, keys) for run in children]
-    metrics = [m for m in SUMMARY_METRICS if any(_finite(row[m]) for row in rows)]
+    shown = tuple(dict.fromkeys((*SUMMARY_METRICS, config.sweep.objective)))  # any objective, not only the usual
+    rows = [_summary_row(run, keys, shown) for run in children]
+    metrics = [m for m in shown if any(_finite(row[m]) for row in rows)]
     errors = [f"{m}_std" for m in metrics if any(_finite(row.get(f"{m}_std")) for row in rows)]
     configurations = _configurations(rows, config_keys, metrics)
 
@@ -276,7 +277,7 @@ def sweep_children(client, parent) -> list:
                   key=lambda r: (int(r.data.tags.get("sweep_job", 0)), int(r.data.tags.get(REPEAT_TAG, 0))))
 
 
-def _summary_row(run, keys: list[str]) -> dict:
+def _summary_row(run, keys: list[str], shown: tuple[str, ...]) -> dict:
     overrides = dict(o.lstrip("+~").split("=", 1) for o in json.loads(run.data.tags.get(JOB_OVERRIDES_TAG, "[]")) if "=" in o)
     metrics = run.data.metrics
     return {
@@ -284,8 +285,8 @@ def _summary_row(run, keys: list[str]) -> dict:
         "seed": run.data.params.get("seed", overrides.get("seed", "")),
         **{key: overrides.get(key, "") for key in keys},
         "train_seconds": metrics.get("train_seconds", float("nan")),
-        **{name: metrics.get(name, float("nan")) for name in SUMMARY_METRICS},
-        **{f"{name}_std": metrics.get(f"{name}_std", float("nan")) for name in SUMMARY_METRICS},
+        **{name: metrics.get(name, float("nan")) for name in shown},
+        **{f"{name}_std": metrics.get(f"{name}_std", float("nan")) for name in shown},
         "failure": run.data.tags.get("gan_lab.failure", ""),
     }
 

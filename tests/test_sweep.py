@@ -162,14 +162,17 @@ def test_the_best_job_is_registered_and_sampled_by_name(search, tmp_path, capsys
 
 def test_a_sweep_through_submitit_runs_each_job_in_its_own_process(mnist_dir, judge_overrides, tmp_path):
     """``hydra/launcher=submitit_local``, the cluster launcher's local twin: submitit pickles each job and runs
-    it in a process of its own, which finds its parent run through sweep.json as joblib's workers do."""
+    it in a process of its own, which finds its parent run through sweep.json as joblib's workers do. Its objective
+    is the validation judge's confidence, a figure the summary does not show by default."""
     result = run_cli(["-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", "optimizer.lr=1e-4,4e-4",
+                      "sweep.objective=val_confidence", "sweep.direction=maximize",
                       *TINY, f"hydra.sweep.dir={tmp_path / 'sweep'}", *judge_overrides], tmp_path, mnist_dir)
     assert result.returncode == 0, result.stderr[-3000:]
     client, parent, children = sweep_runs(f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert parent.data.tags["gan_lab.launcher"] == "submitit_local" and parent.info.status == "FINISHED"
     assert sorted(children) == [0, 1] and all(child.info.status == "FINISHED" for child in children.values())
-    assert parent.data.metrics["jobs"] == 2 and parent.data.tags["best_run_id"] in {c.info.run_id for c in children.values()}
+    best = max(children.values(), key=lambda child: child.data.metrics["val_confidence"])
+    assert parent.data.metrics["jobs"] == 2 and parent.data.tags["best_run_id"] == best.info.run_id
     assert artifact_paths(client, parent.info.run_id, "summary") >= SUMMARY_FIGURES | {"summary/summary.csv"}
     pids = {child.data.tags["gan_lab.pid"] for child in children.values()}
     assert len(pids) == 2 and parent.data.tags["gan_lab.pid"] not in pids
@@ -207,7 +210,7 @@ def test_the_summary_gives_mean_std_and_n_per_configuration(replicated):
     assert [(row["optimizer.lr"], row["runs"], row["n"]) for row in table] == [("0.0002", "3", "3"), ("0.0008", "3", "3")]
     means = {}
     for job, row in enumerate(table):
-        for metric in ("fid", "score", "precision", "kid"):
+        for metric in ("fid", "score", "precision", "kid", "val_fid", "val_recall", "pixel_coverage"):  # both judges
             values = [children[job, r].data.metrics[metric] for r in (0, 1, 2)]
             assert float(row[f"{metric}_mean"]) == pytest.approx(np.mean(values), rel=1e-3), metric
             assert float(row[f"{metric}_std"]) == pytest.approx(np.std(values, ddof=1), rel=1e-3, abs=1e-6), metric
