@@ -44,7 +44,7 @@ from gan_lab import figures, pixels, tracking
 from gan_lab.config import Split
 from gan_lab.data import Data, DataError, load, scale_images
 from gan_lab.metrics import SCALARS, VALIDATION_PREFIX, accuracy, sample_metrics
-from gan_lab.models import IMAGE_SHAPE, predict
+from gan_lab.models import IMAGE_SHAPE, FastLeakyReLU, predict
 from gan_lab.sampling import draw
 
 # v2: reference labels; v3: K outputs, the dataset's classes, their names in the key and judge.json;
@@ -83,7 +83,7 @@ def build_validation_classifier(num_classes: int) -> keras.Model:
     h = image
     for filters, kernel, stride in [(32, 5, 2), (64, 5, 2), (128, 3, 1)]:
         h = keras.layers.Conv2D(filters, kernel, strides=stride, padding="same")(h)
-        h = keras.layers.LeakyReLU(0.2)(h)
+        h = FastLeakyReLU(0.2)(h)  # Keras' LeakyReLU, without oneDNN's remapper error on Conv2D + bias before it
     h = keras.layers.Flatten()(h)
     features = keras.layers.Dense(64, activation="relu", name="features")(h)
     probs = keras.layers.Dense(num_classes, activation="softmax", name="probs")(features)

@@ -165,7 +165,8 @@ def test_judge_figures_name_the_datasets_classes(monkeypatch, dataset, classes):
     monkeypatch.setattr(figures, "_rgb", lambda fig: drawn.append(fig) or np.zeros((1, 1, 3), np.uint8))
     monkeypatch.setattr(judge_module, "MlflowClient", RecordingClient)
     monkeypatch.setattr(RecordingClient, "images", [])
-    judge = Judge(model=None, reference=None, reference_labels=None, ceiling_images=None, ceiling_labels=None,
+    judge = Judge(model=None, reference=None, reference_labels=None, reference_images=None, ceiling_images=None,
+                  ceiling_labels=None,
                   info={"dataset": dataset, "classes": classes, "key": "k", "real": {"counts": [10] * 10}})
     log_judgement("run", judge, {"counts": list(range(10)), "confusion": np.eye(10, dtype=int).tolist()}, step=1)
     assert RecordingClient.images == ["label_histogram", "confusion_matrix"]

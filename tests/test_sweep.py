@@ -66,7 +66,8 @@ def test_a_sweep_is_one_parent_run_with_a_child_per_job(failing_sweep):
                   "triggered tf.function retracing"):  # the console shows gan_lab's lines, not TensorFlow's notices
         assert noise not in result.stdout + result.stderr, noise
     judges = client.search_runs([client.get_experiment_by_name("gan_lab-judges").experiment_id])
-    assert len(judges) == 1  # trained and logged once, before the parallel jobs
+    # the judge and the validation judge, each trained and logged once, before the parallel jobs
+    assert sorted(run.data.params["role"] for run in judges) == ["judge", "validation"]
 
 
 def test_a_failed_job_does_not_stop_the_sweep(failing_sweep):
