@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan_lab.convolutions import FastConv2D, FastConv2DTranspose, conv2d, conv2d_transpose, filter_gradient, rewrites
+from gan_lab.convolutions import (FastConv2D, FastConv2DTranspose, conv2d, conv2d_transpose, filter_gradient, rewrites,
+                                  subpixel, subpixel_conv2d_transpose)
 
 # (input side, kernel, channels in, channels out, stride): dcgan's layers, even kernels, sizes the stride leaves over
 SHAPES = [(7, 5, 128, 256, 1), (14, 5, 64, 128, 2), (28, 5, 1, 64, 2), (9, 4, 3, 5, 2), (8, 3, 2, 6, 1), (11, 5, 4, 3, 3)]
@@ -59,6 +60,59 @@ def test_conv2d_transpose_and_its_gradients_are_tensorflows(side, kernel, channe
     rewritten = gradients(lambda x, w: conv2d_transpose(x, w, stride, shape), inputs)
     for name, a, b in zip(("forward", "input gradient", "filter gradient"), native, rewritten):
         assert relative_error(a, b) < tolerance, name
+
+
+# (output side, kernel, output channels, input channels, stride): G's last layer (dcgan's G3), and others
+SUBPIXEL_SHAPES = [(28, 5, 1, 64, 2), (18, 4, 3, 5, 2), (33, 5, 2, 4, 3), (12, 6, 2, 3, 2), (12, 5, 1, 3, 4)]
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(tf.float32, 1e-5), (tf.bfloat16, 2e-2)])
+@pytest.mark.parametrize("side, kernel, channels, filters, stride", SUBPIXEL_SHAPES)
+def test_subpixel_conv2d_transpose_and_its_gradients_are_tensorflows(side, kernel, channels, filters, stride, dtype,
+                                                                     tolerance):
+    small = side // stride
+    inputs = [random((3, small, small, filters), dtype), random((kernel, kernel, channels, filters), dtype, seed=1)]
+    shape = [3, side, side, channels]
+    native = gradients(lambda x, w: tf.nn.conv2d_transpose(x, w, shape, stride, "SAME"), inputs)
+    rewritten = gradients(lambda x, w: subpixel_conv2d_transpose(x, w, stride), inputs)
+    assert rewritten[0].shape == native[0].shape
+    for name, a, b in zip(("forward", "input gradient", "filter gradient"), native, rewritten):
+        assert relative_error(a, b) < tolerance, name
+
+
+@pytest.mark.parametrize("use_bias", [False, True])
+def test_the_subpixel_layer_is_kerass_last_generator_layer(use_bias):
+    """dcgan's G3 (float32, one channel, tanh): the same output and gradients as Keras' layer with its weights."""
+    x = random((4, 14, 14, 64))
+    stock_layer, fast_layer = (kind(1, 5, strides=2, padding="same", use_bias=use_bias, activation="tanh",
+                                    dtype="float32") for kind in (keras.layers.Conv2DTranspose, FastConv2DTranspose))
+    for layer in (stock_layer, fast_layer):
+        layer.build(x.shape)
+    fast_layer.set_weights([w + 0.1 for w in stock_layer.get_weights()])  # a nonzero bias too
+    stock_layer.set_weights(fast_layer.get_weights())
+    assert subpixel(fast_layer)
+    results = []
+    for layer in (stock_layer, fast_layer):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+            loss = tf.reduce_sum(y * random(y.shape, seed=3))
+        results.append([y, *tape.gradient(loss, [x, *layer.trainable_weights])])
+    for name, a, b in zip(("output", "input gradient", "kernel gradient", "bias gradient"), *results):
+        assert relative_error(a, b) < 1e-5, name
+
+
+def test_the_subpixel_form_is_taken_for_few_output_channels_at_a_stride():
+    def layer(filters=1, strides=2, **kwargs):
+        return FastConv2DTranspose(filters, 5, strides=strides, padding="same", **kwargs)
+
+    assert subpixel(layer())  # G's last layer
+    assert subpixel(layer(dtype="mixed_bfloat16"))
+    assert not subpixel(layer(filters=64))  # many channels: oneDNN's own op is fast
+    assert not subpixel(layer(strides=1))
+    assert not subpixel(layer(strides=(2, 1)))
+    assert not subpixel(FastConv2DTranspose(1, 5, strides=2, padding="valid"))
+    assert not subpixel(layer(output_padding=1))
 
 
 @pytest.mark.parametrize("stock, fast", [(keras.layers.Conv2D, FastConv2D),

@@ -211,17 +211,19 @@ def test_fast_layers_match_stock_keras(compose_cfg):
         stock_generator,
     )
 
-    features = tf.constant(np.random.default_rng(2).normal(size=(4, 5, 5, 3)).astype("float32"))
-    values, grads = [], []
-    for layer in (keras.layers.LeakyReLU(negative_slope=0.3), FastLeakyReLU(negative_slope=0.3)):
-        with tf.GradientTape() as tape:
-            tape.watch(features)
-            y = layer(features)
-            loss = tf.reduce_sum(y * y)
-        values.append(y.numpy())
-        grads.append(tape.gradient(loss, features).numpy())
-    np.testing.assert_array_equal(values[0], values[1])
-    np.testing.assert_array_equal(grads[0], grads[1])
+    for dtype in ("float32", "bfloat16"):  # FastLeakyReLU's gradient is XLA-compiled: bit for bit Keras' still
+        features = tf.cast(np.random.default_rng(2).normal(size=(4, 5, 5, 3)), dtype)
+        values, grads = [], []
+        for layer in (keras.layers.LeakyReLU(negative_slope=0.3, dtype=dtype),
+                      FastLeakyReLU(negative_slope=0.3, dtype=dtype)):
+            with tf.GradientTape() as tape:
+                tape.watch(features)
+                y = layer(features)
+                loss = tf.reduce_sum(y * y)
+            values.append(tf.cast(y, "float32").numpy())
+            grads.append(tf.cast(tape.gradient(loss, features), "float32").numpy())
+        np.testing.assert_array_equal(values[0], values[1])
+        np.testing.assert_array_equal(grads[0], grads[1])
 
     x = np.random.default_rng(0).normal(2.0, 3.0, size=(64, 7, 7, 16)).astype("float32")
     for shape in [(64, 7, 7, 16), (64, 784)]:
@@ -234,9 +236,14 @@ def test_fast_layers_match_stock_keras(compose_cfg):
             np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
 
     ones = tf.ones((1000, 100))
-    dropped = FastDropout(0.3, seed=1)(ones, training=True).numpy()
+    weights = tf.constant(np.random.default_rng(3).normal(size=(1000, 100)).astype("float32"))
+    with tf.GradientTape() as tape:
+        tape.watch(ones)
+        dropped = FastDropout(0.3, seed=1)(ones, training=True)
+        loss = tf.reduce_sum(dropped * weights)
     np.testing.assert_allclose(np.unique(dropped), [0.0, 1 / 0.7], rtol=1e-6)
-    assert abs((dropped == 0).mean() - 0.3) < 0.01
+    assert abs((dropped.numpy() == 0).mean() - 0.3) < 0.01
+    np.testing.assert_array_equal(tape.gradient(loss, ones), dropped * weights)  # the kept ones', scaled alike
     np.testing.assert_array_equal(FastDropout(0.3)(ones, training=False), ones)
 
     for model in ("dcgan", "cgan"):  # cgan: conditional batch norm, also of stock layers
