@@ -4,7 +4,7 @@ Benchmarks that print timings and ratios (not tests). Sections:
 
 - ``train``: images/s of the trainer against a plain reference step (the TensorFlow DCGAN
   tutorial's two-tape ``@tf.function`` step, written below, on the same architecture and batch
-  size), each in float32 and mixed_bfloat16, for every model, all interleaved round by round in
+  size; selfcond, whose D also takes the code, has the trainer only), each in float32 and mixed_bfloat16, for every model, all interleaved round by round in
   one process with this CPU's bfloat16 and float32 matmul peak, and each trainer's share of the
   images/s that peak allows (FLOPs per image counted from the layer shapes), and the share
   dcgan's convolutions alone allow (each convolution op of its step timed alone in the same rounds);
@@ -35,9 +35,10 @@ def data_dir() -> str:
     return os.environ.get("GAN_LAB_DATA_DIR") or str(ROOT.parent / "shared" / "data" / "mnist")
 
 
-BATCH_SIZE = {"dcgan": 256, "cgan": 256, "mlp": 128}  # the sizes of the reference measurements
-TARGET_SHARE = {"dcgan": 0.75, "cgan": 0.65}  # of the ceiling at the default precision (issue 23)
-STEPS = {"dcgan": 24, "cgan": 24, "mlp": 160}  # steps timed per block (multiples of steps_per_execution)
+BATCH_SIZE = {"dcgan": 256, "cgan": 256, "selfcond": 256, "mlp": 128}  # the sizes of the reference measurements
+TARGET_SHARE = {"dcgan": 0.75, "cgan": 0.65, "selfcond": 0.65}  # of the ceiling at the default precision (issue 23)
+STEPS = {"dcgan": 24, "cgan": 24, "selfcond": 24, "mlp": 160}  # steps timed per block (multiples of steps_per_execution)
+PLAIN_STEP = {"dcgan", "cgan", "mlp"}  # models the plain step can train: selfcond's D also takes the code
 
 
 def machine() -> str:
@@ -250,7 +251,8 @@ def bench_train(models: list[str], rounds: int) -> None:
             if (model, "trainer", precision) in runners:  # no bfloat16 here: the default is float32
                 continue
             runners[model, "trainer", precision] = trainer_step(cfg, images, labels)
-            runners[model, "plain", precision] = reference_step(cfg, precision, images, labels)
+            if model in PLAIN_STEP:
+                runners[model, "plain", precision] = reference_step(cfg, precision, images, labels)
             if precision == "mixed_bfloat16" and model != "mlp":  # the convolution rewrite's gain, same rounds
                 native = compose_config([f"model={model}", f"train.batch_size={BATCH_SIZE[model]}",
                                          "train.fast_convolutions=false", *overrides])
@@ -283,15 +285,16 @@ def bench_train(models: list[str], rounds: int) -> None:
     median = {key: statistics.median(values) for key, values in sorted(speeds.items())}
     print(f"\nTraining throughput, images/s (median of {rounds} interleaved rounds); ratio to the plain float32 step")
     print("(trainer-tfconv: the trainer with train.fast_convolutions=false, TensorFlow's own convolution gradients)")
-    print(f"{'model':6} {'batch':>5} {'step':14} {'precision':15} {'images/s':>9} {'ratio':>6}")
+    print(f"{'model':8} {'batch':>5} {'step':14} {'precision':15} {'images/s':>9} {'ratio':>6}")
     for (model, impl, precision), value in median.items():
-        base = median[model, "plain", "float32"]
-        print(f"{model:6} {BATCH_SIZE[model]:5d} {impl:14} {precision:15} {value:9.0f} {value / base:6.2f}")
+        ratio = f"{value / median[model, 'plain', 'float32']:6.2f}" if model in PLAIN_STEP else "     -"
+        print(f"{model:8} {BATCH_SIZE[model]:5d} {impl:14} {precision:15} {value:9.0f} {ratio}")
     default = {model: resolve_precision(compose_config([f"model={model}"]).train.precision) for model in models}
     best = {model: median[model, "trainer", default[model]] for model in models}
     for model in models:
-        print(f"{model}: the trainer at its default precision ({default[model]}) runs "
-              f"{best[model] / median[model, 'plain', 'float32']:.2f}x the plain float32 step")
+        if model in PLAIN_STEP:
+            print(f"{model}: the trainer at its default precision ({default[model]}) runs "
+                  f"{best[model] / median[model, 'plain', 'float32']:.2f}x the plain float32 step")
         if (model, "trainer-tfconv", default[model]) in median:
             print(f"{model}: train.fast_convolutions: {best[model] / median[model, 'trainer-tfconv', default[model]]:.2f}x "
                   "the trainer with TensorFlow's convolution gradients")
@@ -305,7 +308,7 @@ def bench_train(models: list[str], rounds: int) -> None:
     print(f"\nThis CPU's matmul peak (2048^3, best of {rounds} rounds): bfloat16 {peak['bfloat16']:.0f} GFLOP/s, "
           f"float32 {peak['float32']:.0f} GFLOP/s ({peak['bfloat16'] / peak['float32']:.2f}x)")
     print("Ceiling: the images/s a training step would reach if all its dense and convolution FLOPs ran at that peak")
-    print(f"{'model':6} {'precision':15} {'GFLOP/image':>11} {'ceiling':>8} {'trainer':>8} {'share':>6}")
+    print(f"{'model':8} {'precision':15} {'GFLOP/image':>11} {'ceiling':>8} {'trainer':>8} {'share':>6}")
     from gan_lab.config import compose_config as compose
 
     for model in models:
@@ -316,7 +319,7 @@ def bench_train(models: list[str], rounds: int) -> None:
             ceiling = peak["bfloat16" if precision == "mixed_bfloat16" else "float32"] * 1e9 / flops
             value = median[model, "trainer", precision]
             target = f"  target >= {TARGET_SHARE[model]:.0%}" if model in TARGET_SHARE and precision == default[model] else ""
-            print(f"{model:6} {precision:15} {flops / 1e9:11.3f} {ceiling:8.0f} {value:8.0f} {value / ceiling:6.0%}{target}")
+            print(f"{model:8} {precision:15} {flops / 1e9:11.3f} {ceiling:8.0f} {value:8.0f} {value / ceiling:6.0%}{target}")
     if convolutions:
         print_convolution_bound(convolutions, op_seconds, peak["bfloat16"], median["dcgan", "trainer", default["dcgan"]])
 
