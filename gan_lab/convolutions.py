@@ -37,10 +37,10 @@ def filter_gradient(x: tf.Tensor, dy: tf.Tensor, kernel_size: tuple[int, int], s
     """The gradient of a SAME convolution's kernel (k_h, k_w, C, F) from its input ``x`` and output gradient
     ``dy``: ``tf.raw_ops.Conv2DBackpropFilter``'s result, computed as a forward convolution (module docstring)."""
     (top, bottom), (left, right) = (same_padding(x.shape[axis], kernel_size[axis - 1], stride) for axis in (1, 2))
-    padded = tf.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]])
-    images = tf.transpose(padded, [3, 1, 2, 0])  # C images of N channels
+    images = tf.transpose(x, [3, 1, 2, 0])  # C images of N channels
     taps = tf.transpose(dy, [1, 2, 0, 3])  # an h x w kernel from N channels to F
-    gradient = tf.nn.conv2d(images, taps, strides=1, padding="VALID", dilations=stride)
+    padding = [[0, 0], [top, bottom], [left, right], [0, 0]]  # in the convolution: no padded copy
+    gradient = tf.nn.conv2d(images, taps, strides=1, padding=padding, dilations=stride)
     return tf.transpose(gradient[:, : kernel_size[0], : kernel_size[1], :], [1, 2, 0, 3])
 
 
