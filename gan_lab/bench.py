@@ -6,8 +6,8 @@ Benchmarks that print timings and ratios (not tests). Sections:
   tutorial's two-tape ``@tf.function`` step, written below, on the same architecture and batch
   size; selfcond, whose D also takes the code, has the trainer only), each in float32 and
   mixed_bfloat16, for every model, all interleaved round by round in one process with this CPU's
-  bfloat16 and float32 matmul peak, and each trainer's share of the images/s that peak allows (FLOPs per image counted from the layer shapes), and the share
-  dcgan's convolutions alone allow (each convolution op of its step timed alone in the same rounds);
+  bfloat16 and float32 matmul peak, and each trainer's share of the images/s that peak allows (FLOPs
+  per image counted from the layer shapes), and the share dcgan's convolutions alone allow (each convolution op of its step timed alone in the same rounds);
 - ``train-no-amx``: the same in a subprocess with AMX switched off (``ONEDNN_MAX_CPU_ISA``), for CPUs
   with AVX512-BF16 alone;
 - ``memory``: peak RSS of a default one-epoch run on the test split;
@@ -174,31 +174,37 @@ def matmul_peak(dtype: str, n: int = 2048):
 
 def convolution_ops(model_cfg, batch_size: int) -> list[tuple[str, int, int, object]]:
     """The convolutions of one training step, op by op: ``(name, uses per step, FLOPs, run(steps))``
-    in bfloat16 at ``batch_size``.
+    at ``batch_size``, each in its layer's compute dtype under mixed_bfloat16 (bfloat16; G's last layer float32).
 
     Each layer's ``forward``, ``input_grad`` and ``filter_grad`` run as the raw op TensorFlow uses
     for it (Conv2D / Conv2DBackpropInput / Conv2DBackpropFilter; a transposed convolution's forward
     is the Conv2DBackpropInput of the convolution it transposes, its input gradient a Conv2D). Each
     is used as the step uses it: G's layers once each way, D's forward twice (real, fake), its filter
     gradient twice and its input gradient three times (real and fake for D, fake again for G), once
-    for D's first layer (only G needs the gradient of the images). Each filter gradient is also timed as
-    ``convolutions.filter_gradient`` computes it ("filter_grad rewrite"); the uses count the one the
-    trainer takes."""
+    for D's first layer (only G needs the gradient of the images). Beside them, as ``gan_lab.convolutions``
+    computes them: each filter gradient ("filter_grad rewrite") and the sub-pixel form of transposed
+    convolutions to few channels ("forward subpixel"); the uses count the form the trainer takes."""
     import tensorflow as tf
 
-    from gan_lab.convolutions import MIN_CHANNELS, filter_gradient
+    from gan_lab.convolutions import MIN_CHANNELS, filter_gradient, subpixel, subpixel_conv2d_transpose
     from gan_lab.models import build_models
 
-    generator, discriminator = build_models(model_cfg)
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        generator, discriminator = build_models(model_cfg)
+    finally:
+        keras.config.set_dtype_policy(previous)
     ops = []
     for network, is_d in ((generator, False), (discriminator, True)):
         convolutions = [layer for layer in network.layers if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose))]
         for index, layer in enumerate(convolutions):
             transposed = isinstance(layer, keras.layers.Conv2DTranspose)
+            dtype = tf.as_dtype(layer.compute_dtype)
             big, small = (layer.output.shape, layer.input.shape) if transposed else (layer.input.shape, layer.output.shape)
-            x = tf.cast(tf.random.normal((batch_size, *big[1:])), tf.bfloat16)
-            w = tf.cast(tf.random.normal(layer.kernel.shape), tf.bfloat16)  # (k, k, big side's, small side's channels)
-            dy = tf.cast(tf.random.normal((batch_size, *small[1:])), tf.bfloat16)
+            x = tf.cast(tf.random.normal((batch_size, *big[1:])), dtype)
+            w = tf.cast(tf.random.normal(layer.kernel.shape), dtype)  # (k, k, big side's, small side's channels)
+            dy = tf.cast(tf.random.normal((batch_size, *small[1:])), dtype)
             flops = layer_flops(layer) * batch_size
             same = dict(strides=(1, *layer.strides, 1), padding=layer.padding.upper())
             conv = lambda x=x, w=w, same=same: tf.nn.conv2d(x, w, **same)
@@ -212,11 +218,15 @@ def convolution_ops(model_cfg, batch_size: int) -> list[tuple[str, int, int, obj
                 "filter_grad rewrite": lambda x=x, w=w, dy=dy, layer=layer: filter_gradient(
                     x, dy, w.shape[:2], layer.strides[0]),
             }
-            # the trainer's choice (convolutions.rewrites, for its bfloat16 layers): one filter gradient or the other
-            rewritten = min(x.shape[-1], dy.shape[-1]) >= MIN_CHANNELS
+            # the trainer's choices (convolutions.rewrites, convolutions.subpixel)
+            rewritten = dtype == tf.bfloat16 and min(x.shape[-1], dy.shape[-1]) >= MIN_CHANNELS
+            sub_pixel = transposed and subpixel(layer)
             filter_uses = 2 if is_d else 1
-            uses = {"forward": 2 if is_d else 1, "input_grad": (1 if index == 0 else 3) if is_d else 1,
+            uses = {"forward": 0 if sub_pixel else 2 if is_d else 1, "input_grad": (1 if index == 0 else 3) if is_d else 1,
                     "filter_grad": 0 if rewritten else filter_uses, "filter_grad rewrite": filter_uses if rewritten else 0}
+            if transposed and layer.strides[0] >= 2:
+                calls["forward subpixel"] = lambda w=w, dy=dy, layer=layer: subpixel_conv2d_transpose(dy, w, layer.strides[0])
+                uses["forward subpixel"] = int(sub_pixel)
             for op, count in uses.items():
                 function = tf.function(lambda call=calls[op]: tf.reduce_sum(tf.cast(call(), tf.float32)), autograph=False)
 
@@ -330,7 +340,8 @@ def print_convolution_bound(convolutions, op_seconds, peak_gflops: float, traine
     from gan_lab.config import compose_config
 
     batch = BATCH_SIZE["dcgan"]
-    print(f"\ndcgan's convolutions alone (bfloat16, batch {batch}, median of each op's blocks in the same rounds)")
+    print(f"\ndcgan's convolutions alone (batch {batch}, each in its layer's dtype: bfloat16, G3 float32; the median of "
+          "each op's blocks in the same rounds; share of the bfloat16 peak)")
     print(f"{'op':46} {'uses':>4} {'ms':>6} {'GFLOP/s':>8} {'of peak':>7}")
     seconds = conv_flops = 0.0
     for name, uses, flops, _ in convolutions:
