@@ -132,11 +132,13 @@ def rewrites(layer, channels_in: int) -> bool:
 
 
 def subpixel(layer) -> bool:
-    """Whether ``layer`` (a Conv2DTranspose) runs as ``subpixel_conv2d_transpose``: equal strides of 2 or more, SAME
-    padding, no dilation, channels last, fewer than ``MIN_CHANNELS`` output channels (G's last layer)."""
-    return (layer.strides[0] == layer.strides[1] >= 2 and layer.padding == "same" and layer.output_padding is None
-            and tuple(layer.dilation_rate) == (1, 1) and layer.data_format == "channels_last"
-            and layer.filters < MIN_CHANNELS)
+    """Whether ``layer`` (a Conv2DTranspose) runs as ``subpixel_conv2d_transpose``: fewer than ``MIN_CHANNELS`` output
+    channels (G's last layer), a square kernel, equal strides of 2 or more, SAME padding, no output padding or
+    dilation, channels last. (D's first layer's input gradient is the same op, from 64 channels to one; in the sub-pixel
+    form the dcgan step was no faster, with AMX or without: measured, not taken.)"""
+    return (layer.filters < MIN_CHANNELS and layer.kernel_size[0] == layer.kernel_size[1]
+            and layer.strides[0] == layer.strides[1] >= 2 and layer.padding == "same" and layer.output_padding is None
+            and tuple(layer.dilation_rate) == (1, 1) and layer.data_format == "channels_last")
 
 
 @keras.saving.register_keras_serializable(package="gan_lab")

@@ -98,8 +98,11 @@ def test_the_subpixel_layer_is_kerass_last_generator_layer(use_bias):
             y = layer(x)
             loss = tf.reduce_sum(y * random(y.shape, seed=3))
         results.append([y, *tape.gradient(loss, [x, *layer.trainable_weights])])
-    for name, a, b in zip(("output", "input gradient", "kernel gradient", "bias gradient"), *results):
-        assert relative_error(a, b) < 1e-5, name
+    # the weights' gradients sum every output pixel's, in another order than Keras' (and, over threads, not the same
+    # order each run): float32 rounding reaches ~3e-5 of the largest there
+    for name, a, b, tolerance in zip(("output", "input gradient", "kernel gradient", "bias gradient"), *results,
+                                     (1e-5, 1e-5, 2e-4, 2e-4)):
+        assert relative_error(a, b) < tolerance, name
 
 
 def test_the_subpixel_form_is_taken_for_few_output_channels_at_a_stride():
@@ -111,6 +114,7 @@ def test_the_subpixel_form_is_taken_for_few_output_channels_at_a_stride():
     assert not subpixel(layer(filters=64))  # many channels: oneDNN's own op is fast
     assert not subpixel(layer(strides=1))
     assert not subpixel(layer(strides=(2, 1)))
+    assert not subpixel(FastConv2DTranspose(1, (5, 3), strides=2, padding="same"))
     assert not subpixel(FastConv2DTranspose(1, 5, strides=2, padding="valid"))
     assert not subpixel(layer(output_padding=1))
 
