@@ -7,7 +7,8 @@ Benchmarks that print timings and ratios (not tests). Sections:
   size; selfcond, whose D also takes the code, has the trainer only), each in float32 and
   mixed_bfloat16, for every model, all interleaved round by round in one process with this CPU's
   bfloat16 and float32 matmul peak, and each trainer's share of the images/s that peak allows (FLOPs
-  per image counted from the layer shapes), and the share dcgan's convolutions alone allow (each convolution op of its step timed alone in the same rounds);
+  per image counted from the layer shapes), and the share dcgan's convolutions alone allow (each
+  convolution op of its step timed alone in the same rounds);
 - ``train-no-amx``: the same in a subprocess with AMX switched off (``ONEDNN_MAX_CPU_ISA``), for CPUs
   with AVX512-BF16 alone;
 - ``memory``: peak RSS of a default one-epoch run on the test split;
