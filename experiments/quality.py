@@ -72,6 +72,8 @@ RECIPES = {
     "selfcond_balanced_fast_k20_gmi0": [*SELFCOND, "model.code_dim=20", "loss.generator_mutual_information=0"],
     "selfcond_balanced_fast_k30_gmi0.1": [*SELFCOND, "model.code_dim=30", "loss.generator_mutual_information=0.1"],
     "selfcond_balanced_fast_k30_gmi0.15": [*SELFCOND, "model.code_dim=30", "loss.generator_mutual_information=0.15"],
+    "selfcond_balanced_fast_k30_gmi0.15_tfconv": [*SELFCOND, "model.code_dim=30", "loss.generator_mutual_information=0.15",
+                                                   "train.fast_convolutions=false"],  # the speed check's control
     "selfcond_balanced_fast_k30_gmi0.15_ema0.9995": [*SELFCOND, "model.code_dim=30", "loss.generator_mutual_information=0.15",
                                                       "train.ema=0.9995"],
     "selfcond_balanced_fast_k30_gmi0.15_b128": [*SELFCOND, "model.code_dim=30", "loss.generator_mutual_information=0.15",
