@@ -32,7 +32,7 @@ class FusedBatchNormalization(layers.BatchNormalization):
     """Keras' BatchNormalization (same weights, same maths) computed with TensorFlow's fused kernel.
 
     Keras 3 dropped the fused path; on CPU (oneDNN) the fused op is ~4x faster in training.
-    Used while training; exported generators use the stock layer (see ``stock_generator``).
+    Used while training; exported generators use the stock layer (see ``stock_copy``).
     """
 
     def call(self, inputs, training=None, mask=None):
@@ -187,7 +187,7 @@ def build_models(cfg: DictConfig, fast: bool = False, fast_convolutions: bool = 
     ``fast``: the training-speed layers (``FusedBatchNormalization``, ``FastDropout``, ``FastLeakyReLU``, and with
     ``fast_convolutions`` ``convolutions.FastConv2D``/``FastConv2DTranspose``) instead of Keras' stock ones, same
     weights and maths, passed as ``batch_norm=``, ``dropout=``, ``leaky_relu=``, ``conv=``, ``conv_transpose=``
-    to a builder that takes them; exports rebuild with the stock ones (``stock_generator``).
+    to a builder that takes them; exports rebuild with the stock ones (``stock_copy``).
     """
     if cfg.latent_dim < 1:
         raise ValueError(f"model.latent_dim must be >= 1, got {cfg.latent_dim}")
@@ -213,11 +213,6 @@ def stock_copy(cfg: DictConfig, model: keras.Model, network: str) -> keras.Model
     stock = {"generator": generator, "discriminator": discriminator}[network]
     stock.set_weights(model.get_weights())
     return stock
-
-
-def stock_generator(cfg: DictConfig, generator: keras.Model) -> keras.Model:
-    """A copy of ``generator`` made of stock Keras layers only (float32), for export."""
-    return stock_copy(cfg, generator, "generator")
 
 
 def is_conditional(cfg: DictConfig) -> bool:

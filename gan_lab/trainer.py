@@ -30,7 +30,6 @@ from gan_lab.models import (
     is_conditional,
     sample_noise,
     stock_copy,
-    stock_generator,
     with_code,
 )
 from gan_lab.optimizers import build_optimizer
@@ -207,7 +206,7 @@ def train(cfg: DictConfig, output_dir: str | Path | None = None, tags: dict[str,
             print(f"Done: {gan.train_steps} steps as a worker; the chief has recorded the run")
             return None
         mlflow.log_metric("train_steps", gan.train_steps, step=gan.train_steps)  # a resumed run extended adds a point
-        _save_results(cfg, gan, stock_generator(cfg.model, gan.ema_generator), recorder, fixed_inputs, out_dir)
+        _save_results(cfg, gan, stock_copy(cfg.model, gan.ema_generator, "generator"), recorder, fixed_inputs, out_dir)
         if recorder.best is not None and recorder.best.record is not None:  # last: it restores the best state
             _export_best(cfg, gan, recorder.best, fixed_inputs)
         print(f"Done: {gan.train_steps} steps. Generate samples with: python -m gan_lab.generate run_id={run_id}")
@@ -220,13 +219,14 @@ def checkpoint_generator(cfg: DictConfig, path: str) -> keras.Model:
     train_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False)  # as RunRecorder checkpoints it
     tf.train.Checkpoint(state=[*gan.training_state(), train_seconds]).restore(path).assert_existing_objects_matched(
     ).expect_partial()  # the manager's save counter is not needed
-    return stock_generator(cfg.model, gan.ema_generator)
+    return stock_copy(cfg.model, gan.ema_generator, "generator")
 
 
 def _export_best(cfg: DictConfig, gan: GAN, best: BestCheckpoint, fixed_inputs) -> None:
     """Restore the best evaluation's state into ``gan`` and log its generator as ``generator_best``."""
     best.checkpoints.checkpoint.restore(best.record["path"]).assert_existing_objects_matched()
-    tracking.log_keras_model(stock_generator(cfg.model, gan.ema_generator), "generator_best", _input_example(fixed_inputs))
+    generator = stock_copy(cfg.model, gan.ema_generator, "generator")
+    tracking.log_keras_model(generator, "generator_best", _input_example(fixed_inputs))
     print(f"Best judge evaluation: step {best.record['step']} (epoch {best.record['epoch']}), {best.objective} "
           f"{best.record['value']:.4g}: exported as generator_best (checkpoint=best)")
 

@@ -208,7 +208,7 @@ def test_fast_layers_match_stock_keras(compose_cfg):
         FastDropout,
         FastLeakyReLU,
         FusedBatchNormalization,
-        stock_generator,
+        stock_copy,
     )
 
     for dtype in ("float32", "bfloat16"):  # FastLeakyReLU's gradient is XLA-compiled: bit for bit Keras' still
@@ -251,7 +251,7 @@ def test_fast_layers_match_stock_keras(compose_cfg):
         fast_generator, _ = build_models(cfg, fast=True)
         noise = np.random.default_rng(1).normal(size=(8, cfg.latent_dim)).astype("float32")
         inputs = noise if model == "dcgan" else [noise, np.arange(8, dtype="int32")]
-        exported = stock_generator(cfg, fast_generator)
+        exported = stock_copy(cfg, fast_generator, "generator")
         assert all(type(layer).__module__.startswith("keras") for layer in exported.layers)
         np.testing.assert_allclose(exported(inputs, training=False), fast_generator(inputs, training=False), atol=1e-5)
 
