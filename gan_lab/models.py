@@ -112,6 +112,42 @@ class FastLeakyReLU(layers.LeakyReLU):
 
 
 @keras.saving.register_keras_serializable(package="gan_lab")
+class FastEmbedding(layers.Embedding):
+    """Keras' Embedding (the same table) looked up as one-hot x table: its gradient is one small matmul, where
+    a gather's is a float cast and a segment sum over the batch (UnsortedSegmentSum) of every looked-up row."""
+
+    def call(self, inputs):
+        one_hot = tf.one_hot(tf.cast(inputs, tf.int32), self.input_dim, dtype=self.compute_dtype)
+        return tf.tensordot(one_hot, tf.cast(self.embeddings, self.compute_dtype), axes=1)
+
+
+@tf.function(jit_compile=True)
+def multiply_gradients(dy, x, scale):
+    """Gradients of ``x * scale`` for a ``scale`` of shape (batch, 1, ..., channels), broadcast over x's middle axes,
+    in one XLA-compiled pass (the sum accumulated in float32)."""
+    axes = list(range(1, len(x.shape) - 1))
+    d_scale = tf.reduce_sum(tf.cast(dy, tf.float32) * tf.cast(x, tf.float32), axes, keepdims=True)
+    return dy * scale, tf.cast(d_scale, dy.dtype)
+
+
+@keras.saving.register_keras_serializable(package="gan_lab")
+class FastMultiply(layers.Multiply):
+    """Keras' Multiply of ``[x, scale]`` (conditional batch norm's per-sample scale): its two gradients in one
+    pass, where TensorFlow's take two multiplies, a broadcast sum and a (batch, ..., channels) temporary."""
+
+    def call(self, inputs):
+        x, scale = inputs[0], inputs[-1]
+        if len(inputs) != 2 or len(x.shape) != len(scale.shape) or any(n != 1 for n in scale.shape[1:-1]):
+            return super().call(inputs)  # not a per-sample, per-channel scale
+
+        @tf.custom_gradient
+        def multiply(x, scale):
+            return x * scale, lambda dy: multiply_gradients(dy, x, scale)
+
+        return multiply(x, scale)
+
+
+@keras.saving.register_keras_serializable(package="gan_lab")
 class InnerProduct(layers.Layer):
     """Row-wise inner product of two (batch, n) tensors -> (batch, 1).
 
@@ -184,10 +220,11 @@ def build_models(cfg: DictConfig, fast: bool = False, fast_convolutions: bool = 
                  ) -> tuple[keras.Model, keras.Model]:
     """(generator, discriminator) for the model config ``cfg`` (the ``model`` group).
 
-    ``fast``: the training-speed layers (``FusedBatchNormalization``, ``FastDropout``, ``FastLeakyReLU``, and with
-    ``fast_convolutions`` ``convolutions.FastConv2D``/``FastConv2DTranspose``) instead of Keras' stock ones, same
-    weights and maths, passed as ``batch_norm=``, ``dropout=``, ``leaky_relu=``, ``conv=``, ``conv_transpose=``
-    to a builder that takes them; exports rebuild with the stock ones (``stock_copy``).
+    ``fast``: the training-speed layers (``FusedBatchNormalization``, ``FastDropout``, ``FastLeakyReLU``,
+    ``FastEmbedding``, ``FastMultiply``, and with ``fast_convolutions`` ``convolutions.FastConv2D``/
+    ``FastConv2DTranspose``) instead of Keras' stock ones, same weights and maths, passed as ``batch_norm=``,
+    ``dropout=``, ``leaky_relu=``, ``embedding=``, ``multiply=``, ``conv=``, ``conv_transpose=`` to a builder
+    that takes them; exports rebuild with the stock ones (``stock_copy``).
     """
     if cfg.latent_dim < 1:
         raise ValueError(f"model.latent_dim must be >= 1, got {cfg.latent_dim}")
@@ -195,7 +232,8 @@ def build_models(cfg: DictConfig, fast: bool = False, fast_convolutions: bool = 
     if not fast:
         return build(cfg)
     layers_taken = inspect.signature(build).parameters
-    fast_layers = {"batch_norm": FusedBatchNormalization, "dropout": FastDropout, "leaky_relu": FastLeakyReLU}
+    fast_layers = {"batch_norm": FusedBatchNormalization, "dropout": FastDropout, "leaky_relu": FastLeakyReLU,
+                   "embedding": FastEmbedding, "multiply": FastMultiply}
     if fast_convolutions:
         fast_layers |= {"conv": FastConv2D, "conv_transpose": FastConv2DTranspose}
     return build(cfg, **{key: layer for key, layer in fast_layers.items() if key in layers_taken})
@@ -269,18 +307,19 @@ def build_mlp(cfg: DictConfig) -> tuple[keras.Model, keras.Model]:
     return generator, discriminator
 
 
-def conditional_batch_norm(x, label, num_classes: int, batch_norm=layers.BatchNormalization):
+def conditional_batch_norm(x, label, num_classes: int, batch_norm=layers.BatchNormalization,
+                           embedding=layers.Embedding, multiply=layers.Multiply):
     """Batch norm whose scale and shift are looked up by the class label (de Vries et al. 2017, as in the
-    projection cGAN of Miyato & Koyama 2018), composed of stock Keras layers so that exported generators
-    load with plain ``keras``/``mlflow.keras.load_model``, with or without gan_lab."""
+    projection cGAN of Miyato & Koyama 2018), composed of stock Keras layers by default so that exported
+    generators load with plain ``keras``/``mlflow.keras.load_model``, with or without gan_lab."""
     channels = x.shape[-1]
     per_channel = (1,) * (len(x.shape) - 2) + (channels,)
-    scale = layers.Reshape(per_channel)(layers.Embedding(num_classes, channels, embeddings_initializer="ones")(label))
-    shift = layers.Reshape(per_channel)(layers.Embedding(num_classes, channels, embeddings_initializer="zeros")(label))
-    return layers.Add()([layers.Multiply()([batch_norm(center=False, scale=False)(x), scale]), shift])
+    scale = layers.Reshape(per_channel)(embedding(num_classes, channels, embeddings_initializer="ones")(label))
+    shift = layers.Reshape(per_channel)(embedding(num_classes, channels, embeddings_initializer="zeros")(label))
+    return layers.Add()([multiply()([batch_norm(center=False, scale=False)(x), scale]), shift])
 
 
-def _conv_generator(cfg: DictConfig, batch_norm, leaky_relu, conv_transpose) -> keras.Model:
+def _conv_generator(cfg: DictConfig, batch_norm, leaky_relu, conv_transpose, embedding, multiply) -> keras.Model:
     """Dense 7x7xF0 -> BN -> LReLU -> ConvT F1 s1 -> BN -> LReLU -> ConvT F2 s2 -> BN -> LReLU -> ConvT 1 s2 tanh.
 
     Conditional: the label's embedding joins the noise, and with ``conditional_bn`` every BN takes its
@@ -295,7 +334,7 @@ def _conv_generator(cfg: DictConfig, batch_norm, leaky_relu, conv_transpose) -> 
     inputs, h = [noise], noise
     if is_conditional(cfg):
         label = keras.Input((), dtype="int32", name="label")
-        embedded = layers.Embedding(cfg.num_classes, cfg.label_embedding_dim)(label)
+        embedded = embedding(cfg.num_classes, cfg.label_embedding_dim)(label)
         inputs, h = [noise, label], layers.Concatenate()([noise, embedded])
 
     if cfg.get("conditional_bn") and not is_conditional(cfg):
@@ -303,7 +342,7 @@ def _conv_generator(cfg: DictConfig, batch_norm, leaky_relu, conv_transpose) -> 
 
     def normalize(x):
         if cfg.get("conditional_bn"):
-            return conditional_batch_norm(x, inputs[1], cfg.num_classes, batch_norm)
+            return conditional_batch_norm(x, inputs[1], cfg.num_classes, batch_norm, embedding, multiply)
         return batch_norm()(x)
 
     h = layers.Dense(7 * 7 * dense_filters, use_bias=False)(h)
@@ -322,7 +361,7 @@ def _normalized(layer: layers.Layer, spectral_norm: bool) -> layers.Layer:
     return layers.SpectralNormalization(layer) if spectral_norm else layer
 
 
-def _conv_discriminator(cfg: DictConfig, dropout, leaky_relu, conv) -> keras.Model:
+def _conv_discriminator(cfg: DictConfig, dropout, leaky_relu, conv, embedding) -> keras.Model:
     """[Conv s2 -> LReLU -> Dropout] per width -> [minibatch std] -> Flatten -> Dense 1 (spectral norm on the
     convolutions with ``spectral_norm``). Conditional: + projection of the label. InfoGAN: also the code's
     logits, from a head on the same features (Dense 128 -> LReLU -> Dense code_dim)."""
@@ -346,14 +385,14 @@ def _conv_discriminator(cfg: DictConfig, dropout, leaky_relu, conv) -> keras.Mod
         # the code works as an unsupervised label.
         code_in = keras.Input((), dtype="int32", name="code")
         code = CodeAssignment()([code_in, code_logits])
-        embedded = layers.Embedding(cfg.code_dim, features.shape[-1])(code)
+        embedded = embedding(cfg.code_dim, features.shape[-1])(code)
         logit = layers.Add(dtype="float32")([logit, InnerProduct(dtype="float32")([embedded, features])])
         return keras.Model([image, code_in], [logit, code_logits], name="discriminator")
     if not is_conditional(cfg):
         return keras.Model(image, logit, name="discriminator")
     # Projection discriminator (Miyato & Koyama 2018): logit += <embed(y), features>.
     label = keras.Input((), dtype="int32", name="label")
-    embedded = layers.Embedding(cfg.num_classes, features.shape[-1])(label)
+    embedded = embedding(cfg.num_classes, features.shape[-1])(label)
     projection = InnerProduct(dtype="float32")([embedded, features])
     return keras.Model([image, label], layers.Add(dtype="float32")([logit, projection]), name="discriminator")
 
@@ -361,28 +400,30 @@ def _conv_discriminator(cfg: DictConfig, dropout, leaky_relu, conv) -> keras.Mod
 @MODELS.register("dcgan", config=ConvModelConfig)
 def build_dcgan(
     cfg: DictConfig, batch_norm=layers.BatchNormalization, dropout=layers.Dropout, leaky_relu=layers.LeakyReLU,
-    conv=layers.Conv2D, conv_transpose=layers.Conv2DTranspose,
+    conv=layers.Conv2D, conv_transpose=layers.Conv2DTranspose, embedding=layers.Embedding, multiply=layers.Multiply,
 ) -> tuple[keras.Model, keras.Model]:
     """The TensorFlow DCGAN tutorial's generator and discriminator."""
-    return _conv_generator(cfg, batch_norm, leaky_relu, conv_transpose), _conv_discriminator(cfg, dropout, leaky_relu, conv)
+    return (_conv_generator(cfg, batch_norm, leaky_relu, conv_transpose, embedding, multiply),
+            _conv_discriminator(cfg, dropout, leaky_relu, conv, embedding))
 
 
 @MODELS.register("cgan", config=ConvModelConfig)
 def build_cgan(
     cfg: DictConfig, batch_norm=layers.BatchNormalization, dropout=layers.Dropout, leaky_relu=layers.LeakyReLU,
-    conv=layers.Conv2D, conv_transpose=layers.Conv2DTranspose,
+    conv=layers.Conv2D, conv_transpose=layers.Conv2DTranspose, embedding=layers.Embedding, multiply=layers.Multiply,
 ) -> tuple[keras.Model, keras.Model]:
     """DCGAN conditioned on the digit: label embedding joined to the noise, projection in D."""
     if not is_conditional(cfg):
         raise ValueError(f"model.num_classes must be >= 1 for cgan, got {cfg.get('num_classes')}")
-    return _conv_generator(cfg, batch_norm, leaky_relu, conv_transpose), _conv_discriminator(cfg, dropout, leaky_relu, conv)
+    return (_conv_generator(cfg, batch_norm, leaky_relu, conv_transpose, embedding, multiply),
+            _conv_discriminator(cfg, dropout, leaky_relu, conv, embedding))
 
 
 @MODELS.register("selfcond", config=ConvModelConfig)
 @MODELS.register("infogan", config=ConvModelConfig)
 def build_infogan(
     cfg: DictConfig, batch_norm=layers.BatchNormalization, dropout=layers.Dropout, leaky_relu=layers.LeakyReLU,
-    conv=layers.Conv2D, conv_transpose=layers.Conv2DTranspose,
+    conv=layers.Conv2D, conv_transpose=layers.Conv2DTranspose, embedding=layers.Embedding, multiply=layers.Multiply,
 ) -> tuple[keras.Model, keras.Model]:
     """DCGAN with InfoGAN's categorical latent code (Chen et al. 2016): G draws from noise and a code of
     ``code_dim`` values; D's second head recovers the code. Unsupervised: no labels are used. ``selfcond``: the
@@ -390,7 +431,8 @@ def build_infogan(
     if cfg.code_dim < 2 or is_conditional(cfg):
         raise ValueError(f"infogan needs model.code_dim >= 2 and no labels (num_classes 0), got {cfg.code_dim}, "
                          f"{cfg.num_classes}")
-    return _conv_generator(cfg, batch_norm, leaky_relu, conv_transpose), _conv_discriminator(cfg, dropout, leaky_relu, conv)
+    return (_conv_generator(cfg, batch_norm, leaky_relu, conv_transpose, embedding, multiply),
+            _conv_discriminator(cfg, dropout, leaky_relu, conv, embedding))
 
 
 @MODELS.register("tfgan", config=TFGANModelConfig)

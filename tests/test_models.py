@@ -246,14 +246,68 @@ def test_fast_layers_match_stock_keras(compose_cfg):
     np.testing.assert_array_equal(tape.gradient(loss, ones), dropped * weights)  # the kept ones', scaled alike
     np.testing.assert_array_equal(FastDropout(0.3)(ones, training=False), ones)
 
+    rng = np.random.default_rng(1)
     for model in ("dcgan", "cgan"):  # cgan: conditional batch norm, also of stock layers
         cfg = compose_cfg(f"model={model}").model
-        fast_generator, _ = build_models(cfg, fast=True)
-        noise = np.random.default_rng(1).normal(size=(8, cfg.latent_dim)).astype("float32")
-        inputs = noise if model == "dcgan" else [noise, np.arange(8, dtype="int32")]
+        fast_generator, fast_discriminator = build_models(cfg, fast=True)
+        # weights drawn at random, so that a table copied into the wrong layer (scale for shift) shows
+        for network in (fast_generator, fast_discriminator):
+            network.set_weights([w * rng.uniform(0.5, 1.5, w.shape) + rng.normal(0, 0.02, w.shape)
+                                 for w in network.get_weights()])
+        noise = rng.normal(size=(8, cfg.latent_dim)).astype("float32")
+        labels = np.arange(8, dtype="int32")
+        inputs = noise if model == "dcgan" else [noise, labels]
         exported = stock_copy(cfg, fast_generator, "generator")
         assert all(type(layer).__module__.startswith("keras") for layer in exported.layers)
-        np.testing.assert_allclose(exported(inputs, training=False), fast_generator(inputs, training=False), atol=1e-5)
+        images = exported(inputs, training=False)
+        np.testing.assert_allclose(images, fast_generator(inputs, training=False), atol=1e-5)
+        if model == "cgan":  # the projection's embedding
+            stock_discriminator = stock_copy(cfg, fast_discriminator, "discriminator")
+            images = images.numpy()
+            np.testing.assert_allclose(stock_discriminator([images, labels], training=False),
+                                       fast_discriminator([images, labels], training=False), rtol=1e-5, atol=1e-5)
+
+
+def test_fast_embedding_and_multiply_match_stock_keras():
+    """FastEmbedding (one-hot x table) and FastMultiply (its gradients in one XLA pass): the stock layers' values and
+    every gradient, float32 at tight tolerance, bfloat16 at bfloat16's."""
+    import keras
+    import tensorflow as tf
+
+    from gan_lab.models import FastEmbedding, FastMultiply
+
+    rng = np.random.default_rng(0)
+    labels = tf.constant(rng.integers(0, 10, 64), tf.int32)
+    table = rng.normal(size=(10, 96)).astype("float32")
+    weights = tf.constant(rng.normal(size=(64, 96)), tf.float32)
+    for dtype, atol in (("float32", 1e-5), ("bfloat16", 2e-2)):
+        results = []
+        for layer in (keras.layers.Embedding(10, 96, dtype=dtype), FastEmbedding(10, 96, dtype=dtype)):
+            layer.build((64,))
+            layer.embeddings.assign(table)
+            with tf.GradientTape() as tape:
+                rows = layer(labels)
+                loss = tf.reduce_sum(tf.cast(rows, tf.float32) * weights)
+            gradient = tf.convert_to_tensor(tape.gradient(loss, layer.embeddings))  # a gather's: IndexedSlices
+            results.append((tf.cast(rows, tf.float32).numpy(), gradient.numpy()))
+        assert results[1][0].dtype == results[0][0].dtype and results[1][0].shape == (64, 96)
+        np.testing.assert_array_equal(results[1][0], results[0][0])  # a one-hot row picks the value exactly
+        np.testing.assert_allclose(results[1][1], results[0][1], atol=atol * 8, rtol=atol)
+
+        for shape in ((16, 7, 7, 32), (16, 7 * 7 * 32)):  # after a convolution, and after G's first Dense
+            per_channel = (16,) + (1,) * (len(shape) - 2) + (shape[-1],)
+            inputs = [tf.cast(rng.normal(size=size), dtype) for size in (shape, per_channel)]
+            upstream = tf.constant(rng.normal(size=shape), tf.float32)
+            results = []
+            for layer in (keras.layers.Multiply(dtype=dtype), FastMultiply(dtype=dtype)):
+                with tf.GradientTape() as tape:
+                    tape.watch(inputs)
+                    y = layer(inputs)
+                    loss = tf.reduce_sum(tf.cast(y, tf.float32) * upstream)
+                results.append([tf.cast(t, tf.float32).numpy() for t in (y, *tape.gradient(loss, inputs))])
+            for fast, stock in zip(results[1], results[0]):  # value, then d/dx, d/dscale
+                assert fast.shape == stock.shape
+                np.testing.assert_allclose(fast, stock, atol=atol * np.abs(stock).max(), rtol=atol)
 
 
 def test_inner_product_matches_keras_dot():
