@@ -11,8 +11,8 @@ import sys
 import time
 
 import gan_lab.models as models
-from gan_lab.bench import BATCH_SIZE, data_dir, trainer_step
-from gan_lab.config import Split, compose_config
+from gan_lab.bench import data_dir, trainer_config, trainer_step
+from gan_lab.config import Split
 from gan_lab.data import load_data
 
 
@@ -23,8 +23,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--steps", type=int, default=24)
     args = parser.parse_args(argv)
-    model = next((o.split("=", 1)[1] for o in args.overrides if o.startswith("model=")), "dcgan")
-    cfg = compose_config([f"train.batch_size={BATCH_SIZE.get(model, 256)}", *args.overrides])
+    cfg = trainer_config(args.overrides)
     images, labels = load_data(data_dir(), Split.test)
     fast = trainer_step(cfg, images, labels)
     saved = {name: getattr(models, name) for name in args.layers}

@@ -17,8 +17,8 @@ from pathlib import Path
 import tensorflow as tf
 from tensorflow.python.profiler.internal import _pywrap_profiler_plugin
 
-from gan_lab.bench import BATCH_SIZE, data_dir, trainer_step
-from gan_lab.config import Split, compose_config
+from gan_lab.bench import data_dir, trainer_config, trainer_step
+from gan_lab.config import Split
 from gan_lab.data import load_data
 
 
@@ -46,8 +46,7 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     if args.serial:
         tf.config.threading.set_inter_op_parallelism_threads(1)
-    model = next((o.split("=", 1)[1] for o in args.overrides if o.startswith("model=")), "dcgan")
-    cfg = compose_config([f"train.batch_size={BATCH_SIZE.get(model, 256)}", *args.overrides])
+    cfg = trainer_config(args.overrides)
     images, labels = load_data(data_dir(), Split.test)
     run = trainer_step(cfg, images, labels)
     run(args.steps)  # trace and warm up

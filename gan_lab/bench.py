@@ -106,6 +106,14 @@ def reference_step(cfg, precision: str, images, labels):
     return run
 
 
+def trainer_config(overrides: list[str]):
+    """The config the bench times a trainer with: ``overrides`` at their ``model=``'s bench batch size."""
+    from gan_lab.config import compose_config
+
+    model = next((o.split("=", 1)[1] for o in overrides if o.startswith("model=")), "dcgan")
+    return compose_config([f"train.batch_size={BATCH_SIZE.get(model, 256)}", *overrides])
+
+
 def trainer_step(cfg, images, labels):
     """The trainer: ``build_gan`` and ``make_dataset`` as ``train(cfg)`` uses them, driven by the
     compiled multi-step function ``fit`` calls, on one endless iterator.
@@ -257,7 +265,7 @@ def bench_train(models: list[str], rounds: int) -> None:
     runners = {}
     for model in models:
         for overrides in ([], ["train.precision=float32"]):  # the model's default precision, and float32
-            cfg = compose_config([f"model={model}", f"train.batch_size={BATCH_SIZE[model]}", *overrides])
+            cfg = trainer_config([f"model={model}", *overrides])
             precision = resolve_precision(cfg.train.precision)
             if (model, "trainer", precision) in runners:  # no bfloat16 here: the default is float32
                 continue
@@ -265,8 +273,7 @@ def bench_train(models: list[str], rounds: int) -> None:
             if model in PLAIN_STEP:
                 runners[model, "plain", precision] = reference_step(cfg, precision, images, labels)
             if precision == "mixed_bfloat16" and model != "mlp":  # the convolution rewrite's gain, same rounds
-                native = compose_config([f"model={model}", f"train.batch_size={BATCH_SIZE[model]}",
-                                         "train.fast_convolutions=false", *overrides])
+                native = trainer_config([f"model={model}", "train.fast_convolutions=false", *overrides])
                 runners[model, "trainer-tfconv", precision] = trainer_step(native, images, labels)
     peaks = {dtype: matmul_peak(dtype) for dtype in ("bfloat16", "float32")}
     convolutions = convolution_ops(compose_config(["model=dcgan"]).model, BATCH_SIZE["dcgan"]) if "dcgan" in models else []
