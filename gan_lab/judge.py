@@ -32,6 +32,7 @@ import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import keras
@@ -121,6 +122,11 @@ class Judge:
     info: dict  # key, role, dataset, classes, settings, accuracies, real-data ceilings ("real": {...}), MLflow run id
     validation: "Judge | None" = None  # the validation judge, whose figures this one's judgements add as val_*
 
+    @cached_property
+    def pixel_reference(self) -> pixels.Reference:
+        """The reference images' side of the pixel diagnostics, computed at the first evaluation."""
+        return pixels.reference(self.reference_images, self.reference_labels)
+
     def outputs(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(probs, features) of uint8 (N, 28, 28) images, or float (N, 28, 28, 1) in [-1, 1]."""
         probs, features = predict(self.model, as_input(images))
@@ -131,7 +137,7 @@ class Judge:
         (``val_*``); ``requested``: the labels a conditional generator was given; ``cas``: with them, the costly
         ``cas`` too (this judge's only)."""
         result = self.classifier_metrics(images, requested, cas)
-        result |= pixels.diagnostics(images, self.reference_images, requested, self.reference_labels)
+        result |= pixels.diagnostics(images, self.pixel_reference, requested)
         if self.validation is not None:
             judged = self.validation.classifier_metrics(images, requested)
             result |= {VALIDATION_PREFIX + name: value for name, value in judged.items()}
@@ -272,7 +278,7 @@ def train_judge(judge_cfg: DictConfig, fit, held, key: str, data: Data, role: st
     }
     judge.info["real"] = judge.classifier_metrics(ceiling_x, requested=ceiling_y)
     if role == "judge":
-        judge.info["real"] |= pixels.diagnostics(ceiling_x, judge.reference_images, ceiling_y, reference_y)
+        judge.info["real"] |= pixels.diagnostics(ceiling_x, judge.pixel_reference, ceiling_y)
         judge.info["real"]["cas"] = judge.classification_accuracy_score(*fit)
     return judge
 

@@ -1,7 +1,7 @@
 """Pixel-space diagnostics of generated images: plain NumPy, vectorised, no neural network to fool.
 
 Images are uint8 (N, 28, 28) in [0, 255] or the generator's float (N, 28, 28[, 1]) in [-1, 1]; ``intensities``
-maps both to [0, 1]. Each sample set is compared with real images:
+maps both to [0, 1]. Each sample set is compared with real images, whose side ``reference`` computes once:
 
 - ``ink_ks``, ``stroke_ks``: two-sample Kolmogorov-Smirnov statistic between the samples' and the real images'
   ink mass (summed intensity, ``ink_mass``) and mean stroke width (``stroke_width``): 0 for the same
@@ -21,6 +21,7 @@ maps both to [0, 1]. Each sample set is compared with real images:
 """
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.stats import ks_2samp
@@ -98,21 +99,40 @@ def nearest_distances(queries: np.ndarray, points: np.ndarray, same: bool = Fals
     return np.sqrt(np.maximum(nearest, 0))
 
 
-def pixel_coverage(real: np.ndarray, fake: np.ndarray, components: int = 50, seed: int = 0) -> float:
-    """Share of ``real`` images whose nearest ``fake`` image is no farther than the median distance of a real
-    image to its nearest other real image, in the space of the real images' top ``components`` principal axes.
+@dataclass(frozen=True)
+class Reference:
+    """The real images' side of every figure, computed once (``reference``) and compared with many sample sets."""
 
-    With more fakes than real images, ``len(real)`` of them drawn at random (``seed``) are used, so the figure
-    does not rise with the sample count. An independent real set of the same size gives ~0.5 (its ceiling), a
-    single image repeated ~0.
+    ink: np.ndarray  # ink mass per image
+    width: np.ndarray  # stroke width per image
+    labels: np.ndarray | None  # their classes, for the per-class figures
+    mean: np.ndarray  # the principal axes of the real images (pixel_coverage's space): mean and (D, k) basis
+    basis: np.ndarray
+    projected: np.ndarray  # the real images in that space
+    radius: float  # median distance there of a real image to its nearest other real image
+
+
+def reference(real_images: np.ndarray, labels: np.ndarray | None = None, components: int = 50) -> Reference:
+    """The ``Reference`` of ``real_images`` (with ``labels``), in their top ``components`` principal axes."""
+    flat = intensities(real_images).reshape(len(real_images), -1)
+    mean, basis = principal_axes(flat, components)
+    projected = (flat - mean) @ basis
+    return Reference(ink_mass(real_images), stroke_width(real_images), None if labels is None else np.asarray(labels),
+                     mean, basis, projected, float(np.median(nearest_distances(projected, projected, same=True))))
+
+
+def pixel_coverage(real: Reference, fake: np.ndarray, seed: int = 0) -> float:
+    """Share of the real images whose nearest ``fake`` image is no farther than ``real.radius``, the median
+    distance of a real image to its nearest other real image, in the space of the real images' principal axes.
+
+    With more fakes than real images, as many as there are real ones, drawn at random (``seed``), are used, so the
+    figure does not rise with the sample count. An independent real set of the same size gives ~0.5 (its
+    ceiling), a single image repeated ~0.
     """
-    real, fake = intensities(real).reshape(len(real), -1), intensities(fake).reshape(len(fake), -1)
-    if len(fake) > len(real):
-        fake = fake[np.random.default_rng(seed).choice(len(fake), len(real), replace=False)]
-    mean, basis = principal_axes(real, components)
-    real, fake = (real - mean) @ basis, (fake - mean) @ basis
-    radius = np.median(nearest_distances(real, real, same=True))
-    return float((nearest_distances(real, fake) <= radius).mean())
+    fake = intensities(fake).reshape(len(fake), -1)
+    if len(fake) > len(real.projected):
+        fake = fake[np.random.default_rng(seed).choice(len(fake), len(real.projected), replace=False)]
+    return float((nearest_distances(real.projected, (fake - real.mean) @ real.basis) <= real.radius).mean())
 
 
 def class_ks(samples: np.ndarray, reference: np.ndarray, requested: np.ndarray, labels: np.ndarray,
@@ -128,29 +148,27 @@ def _finite_mean(values: list[float]) -> float:
     return float(np.mean(finite)) if finite else math.nan
 
 
-def diagnostics(images: np.ndarray, real_images: np.ndarray, requested: np.ndarray | None = None,
-                real_labels: np.ndarray | None = None, seed: int = 0) -> dict:
-    """All pixel-space figures of the samples ``images`` against ``real_images`` (see the module docstring).
+def diagnostics(images: np.ndarray, real: Reference, requested: np.ndarray | None = None, seed: int = 0) -> dict:
+    """All pixel-space figures of the samples ``images`` against the ``real`` images (see the module docstring).
 
-    ``requested`` (the labels a conditional generator was asked for) and ``real_labels`` together add the
+    ``requested`` (the labels a conditional generator was asked for) with the reference's labels adds the
     per-class KS lists, over classes 0 to the largest label of either, and their means over finite values.
     """
-    ink, real_ink = ink_mass(images), ink_mass(real_images)
-    width, real_width = stroke_width(images), stroke_width(real_images)
+    ink, width = ink_mass(images), stroke_width(images)
     result = {
-        "ink_ks": ks_statistic(ink, real_ink),
-        "stroke_ks": ks_statistic(width, real_width),
-        "pixel_coverage": pixel_coverage(real_images, images, seed=seed),
+        "ink_ks": ks_statistic(ink, real.ink),
+        "stroke_ks": ks_statistic(width, real.width),
+        "pixel_coverage": pixel_coverage(real, images, seed=seed),
         "ink_mass_mean": float(ink.mean()),
         "ink_mass_std": float(ink.std()),
         "stroke_width_mean": float(width.mean()),
         "stroke_width_std": float(width.std()),
     }
-    if requested is not None and real_labels is not None:
-        requested, real_labels = np.asarray(requested), np.asarray(real_labels)
-        num_classes = int(max(requested.max(), real_labels.max())) + 1
-        result["per_class_ink_ks"] = class_ks(ink, real_ink, requested, real_labels, num_classes)
-        result["per_class_stroke_ks"] = class_ks(width, real_width, requested, real_labels, num_classes)
+    if requested is not None and real.labels is not None:
+        requested = np.asarray(requested)
+        num_classes = int(max(requested.max(), real.labels.max())) + 1
+        result["per_class_ink_ks"] = class_ks(ink, real.ink, requested, real.labels, num_classes)
+        result["per_class_stroke_ks"] = class_ks(width, real.width, requested, real.labels, num_classes)
         result["class_ink_ks"] = _finite_mean(result["per_class_ink_ks"])
         result["class_stroke_ks"] = _finite_mean(result["per_class_stroke_ks"])
     return result

@@ -1,5 +1,6 @@
 """The judge: accuracy on held-out real digits, caching, MLflow records, and the evaluate command."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from gan_lab import judge as judge_module
+from gan_lab import pixels
 from gan_lab.config import Split
 from gan_lab.data import load_data
 from gan_lab.evaluate import main as evaluate_main
@@ -122,6 +124,18 @@ def test_both_judges_and_the_pixels_score_real_digits_near_their_ceilings(judge)
     assert real["val_precision"] > 0.9 * ceilings["real_val_precision"]
     assert real["val_recall"] > 0.9 * ceilings["real_val_recall"]
     assert real["val_cond_acc"] > 0.93 and len(real["val_per_class_recall"]) == 10
+
+
+def test_the_reference_images_pixel_side_is_computed_once_per_judge(judge, monkeypatch):
+    fresh, calls = dataclasses.replace(judge), []  # as loaded from the cache: nothing computed yet
+    summarise = pixels.reference
+    monkeypatch.setattr(pixels, "reference", lambda *args: calls.append(args) or summarise(*args))
+    images, labels = judge.ceiling_images[:300], judge.ceiling_labels[:300]
+    first, second = (fresh.evaluate(images, requested=labels) for _ in range(2))
+    assert len(calls) == 1
+    direct = pixels.diagnostics(images, summarise(judge.reference_images, judge.reference_labels), labels)
+    for name in ("ink_ks", "stroke_ks", "pixel_coverage", "class_ink_ks", "class_stroke_ks"):
+        assert first[name] == second[name] == direct[name]
 
 
 def test_a_collapsed_generator_is_caught_by_both_judges_and_the_pixels(judge):

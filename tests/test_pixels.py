@@ -31,7 +31,7 @@ def halves(mnist):
 @pytest.fixture(scope="module")
 def real_vs_real(halves):
     real, real_labels, other, other_labels = halves
-    return pixels.diagnostics(other, real, other_labels, real_labels)
+    return pixels.diagnostics(other, pixels.reference(real, real_labels), other_labels)
 
 
 def horizontal_bars(length: int = 18) -> np.ndarray:
@@ -93,7 +93,7 @@ def test_real_digits_score_near_the_ceilings(real_vs_real):
 
 def test_a_collapsed_generator_is_caught(halves):
     real, _, other, _ = halves
-    collapsed = pixels.diagnostics(np.repeat(other[:1], 2000, axis=0), real)
+    collapsed = pixels.diagnostics(np.repeat(other[:1], 2000, axis=0), pixels.reference(real))
     # One value against a spread: the KS statistic is at least the share of real values on one side of it.
     assert collapsed["ink_ks"] > 0.5 and collapsed["stroke_ks"] > 0.5
     assert collapsed["pixel_coverage"] < 0.05
@@ -103,7 +103,7 @@ def test_a_collapsed_generator_is_caught(halves):
 
 def test_thickened_digits_move_the_stroke_width(halves, real_vs_real):
     real, _, other, _ = halves
-    thick = pixels.diagnostics(ndimage.grey_dilation(other[..., 0], size=(1, 2, 2)), real)
+    thick = pixels.diagnostics(ndimage.grey_dilation(other[..., 0], size=(1, 2, 2)), pixels.reference(real))
     assert thick["stroke_ks"] > 0.4 and thick["stroke_ks"] > 5 * real_vs_real["stroke_ks"]
     assert thick["stroke_width_mean"] > real_vs_real["stroke_width_mean"] + 1
 
@@ -113,7 +113,7 @@ def test_per_class_figures_catch_the_wrong_class(halves, real_vs_real):
     for name in ("per_class_ink_ks", "per_class_stroke_ks"):
         assert len(real_vs_real[name]) == 10 and all(math.isfinite(value) for value in real_vs_real[name])
     assert real_vs_real["class_ink_ks"] < 0.12 and real_vs_real["class_stroke_ks"] < 0.12  # ~0.08, 200 a class
-    wrong = pixels.diagnostics(other, real, (other_labels + 1) % 10, real_labels)  # each asked for the next class
+    wrong = pixels.diagnostics(other, pixels.reference(real, real_labels), (other_labels + 1) % 10)  # each asked for the next class
     assert wrong["class_ink_ks"] > 0.25 and wrong["class_ink_ks"] > 2 * real_vs_real["class_ink_ks"]
     assert wrong["ink_ks"] == real_vs_real["ink_ks"]  # the unconditional figures cannot see it
 
@@ -121,7 +121,7 @@ def test_per_class_figures_catch_the_wrong_class(halves, real_vs_real):
 def test_a_class_too_rare_on_either_side_is_nan_and_left_out_of_the_mean(halves):
     real, real_labels, other, other_labels = halves
     requested = np.where(other_labels == 9, 0, other_labels)  # no sample asked for a 9
-    result = pixels.diagnostics(other, real[real_labels != 8], requested, real_labels[real_labels != 8])
+    result = pixels.diagnostics(other, pixels.reference(real[real_labels != 8], real_labels[real_labels != 8]), requested)
     assert len(result["per_class_ink_ks"]) == 10
     assert [c for c, value in enumerate(result["per_class_ink_ks"]) if math.isnan(value)] == [8, 9]
     assert result["class_ink_ks"] == pytest.approx(np.mean(result["per_class_ink_ks"][:8]))
@@ -129,4 +129,4 @@ def test_a_class_too_rare_on_either_side_is_nan_and_left_out_of_the_mean(halves)
 
 def test_more_samples_than_real_images_do_not_inflate_the_coverage(mnist, real_vs_real):
     real, others = mnist[0][:2000], mnist[0][2000:]  # 8,000 samples against 2,000 real digits
-    assert abs(pixels.pixel_coverage(real, others) - real_vs_real["pixel_coverage"]) < 0.05
+    assert abs(pixels.pixel_coverage(pixels.reference(real), others) - real_vs_real["pixel_coverage"]) < 0.05
