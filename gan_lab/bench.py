@@ -191,11 +191,11 @@ def convolution_ops(model_cfg, batch_size: int) -> list[tuple[str, int, int, obj
     is used as the step uses it: G's layers once each way, D's forward twice (real, fake), its filter
     gradient twice and its input gradient three times (real and fake for D, fake again for G), once
     for D's first layer (only G needs the gradient of the images). Beside them, as ``gan_lab.convolutions``
-    computes them: each filter gradient ("filter_grad rewrite") and the sub-pixel form of transposed
-    convolutions to few channels ("forward subpixel"); the uses count the form the trainer takes."""
+    computes them: each filter gradient ("filter_grad rewrite") and the direction to an image's few
+    channels, D1's input gradient and G3's forward ("... col2im"); the uses count the form the trainer takes."""
     import tensorflow as tf
 
-    from gan_lab.convolutions import MIN_CHANNELS, filter_gradient, subpixel, subpixel_conv2d_transpose
+    from gan_lab.convolutions import MIN_CHANNELS, few_channels, filter_gradient, to_few_channels
     from gan_lab.models import build_models
 
     previous = keras.config.dtype_policy()
@@ -227,15 +227,17 @@ def convolution_ops(model_cfg, batch_size: int) -> list[tuple[str, int, int, obj
                 "filter_grad rewrite": lambda x=x, w=w, dy=dy, layer=layer: filter_gradient(
                     x, dy, w.shape[:2], layer.strides[0]),
             }
-            # the trainer's choices (convolutions.rewrites, convolutions.subpixel)
+            # the trainer's choices (convolutions.rewrites, convolutions.few_channels)
             rewritten = dtype == tf.bfloat16 and min(x.shape[-1], dy.shape[-1]) >= MIN_CHANNELS
-            sub_pixel = transposed and subpixel(layer)
+            to_image = few_channels(layer, x.shape)  # the direction from the small side to the image's
             filter_uses = 2 if is_d else 1
-            uses = {"forward": 0 if sub_pixel else 2 if is_d else 1, "input_grad": (1 if index == 0 else 3) if is_d else 1,
+            uses = {"forward": 2 if is_d else 1, "input_grad": (1 if index == 0 else 3) if is_d else 1,
                     "filter_grad": 0 if rewritten else filter_uses, "filter_grad rewrite": filter_uses if rewritten else 0}
-            if transposed and layer.strides[0] >= 2:
-                calls["forward subpixel"] = lambda w=w, dy=dy, layer=layer: subpixel_conv2d_transpose(dy, w, layer.strides[0])
-                uses["forward subpixel"] = int(sub_pixel)
+            if to_image:
+                direction = "forward" if transposed else "input_grad"
+                calls[f"{direction} col2im"] = lambda w=w, dy=dy, x=x, layer=layer: to_few_channels(
+                    dy, w, layer.strides[0], x.shape[1:3])
+                uses[f"{direction} col2im"], uses[direction] = uses[direction], 0
             for op, count in uses.items():
                 function = tf.function(lambda call=calls[op]: tf.reduce_sum(tf.cast(call(), tf.float32)), autograph=False)
 

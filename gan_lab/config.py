@@ -159,7 +159,7 @@ class TrainConfig:
     steps_per_execution: int = MISSING
     precision: Precision = MISSING
     xla: bool = MISSING
-    fast_convolutions: bool = True  # CPUs: convolutions.py's forms where measured faster (filter gradients, sub-pixel)
+    fast_convolutions: bool = True  # CPUs: convolutions.py's forms where measured faster (filter gradients, the direction to the image)
     ema: float = MISSING  # decay of the generator's weight average used for samples; 0: off
     deterministic: bool = MISSING  # TensorFlow op determinism (bit-identical reruns on any device)
     max_time: Optional[float] = None  # seconds of training (evaluation excluded), then end as at the last step

@@ -13,10 +13,11 @@ with AMX, 1.07x with AVX512-BF16 alone; its stride-2 layers (G2, D2) even with A
 slower for a one-channel side and in float32, so ``FastConv2D`` and ``FastConv2DTranspose`` take it exactly
 there (``rewrites``).
 
-Sub-pixel transposed convolutions. A transposed convolution at stride s to few channels (G's last layer, to the
-one-channel image) is a stride-1 convolution to s^2 times as many channels, unfolded by ``depth_to_space``;
-oneDNN runs the float32 one-channel op at ~3% of the matmul rate, the sub-pixel form twice as fast
-(``subpixel``).
+Transposed convolutions to an image. A convolution's input gradient to an image's few channels (D's first
+layer) and a transposed convolution to one (G's last layer) run in oneDNN at 1-5% of the matmul rate (AMX Xeon).
+The same maths as a matmul of the many-channel side by the kernel, giving each pixel's taps, and the taps' sum
+into the image in one XLA-compiled float32 pass (``col2im``) measured 2.5-4x faster per op on an AVX512-BF16 CPU,
+float32 and bfloat16 (``to_few_channels``, ``few_channels``).
 
 Both are Keras' layers with Keras' weights, used while training on CPUs (``train.fast_convolutions``), never
 exported.
@@ -44,16 +45,23 @@ def filter_gradient(x: tf.Tensor, dy: tf.Tensor, kernel_size: tuple[int, int], s
     return tf.transpose(gradient[:, : kernel_size[0], : kernel_size[1], :], [1, 2, 0, 3])
 
 
-def conv2d(x: tf.Tensor, kernel: tf.Tensor, stride: int) -> tf.Tensor:
-    """``tf.nn.conv2d(x, kernel, stride, "SAME")`` whose kernel gradient is ``filter_gradient``."""
+def conv2d(x: tf.Tensor, kernel: tf.Tensor, stride: int, rewrite_filter_gradient: bool) -> tf.Tensor:
+    """``tf.nn.conv2d(x, kernel, stride, "SAME")`` whose kernel gradient is ``filter_gradient`` (with
+    ``rewrite_filter_gradient``) and whose input gradient to an ``x`` of ``FEW_CHANNELS`` is ``to_few_channels``."""
     strides = [1, stride, stride, 1]
 
     @tf.custom_gradient
     def convolve(x, kernel):
         def gradients(dy):
-            dx = tf.raw_ops.Conv2DBackpropInput(input_sizes=tf.shape(x), filter=kernel, out_backprop=dy,
-                                                strides=strides, padding="SAME")
-            return dx, filter_gradient(x, dy, kernel.shape[:2], stride)
+            if x.shape[-1] <= FEW_CHANNELS:
+                dx = to_few_channels(dy, kernel, stride, x.shape[1:3])
+            else:
+                dx = tf.raw_ops.Conv2DBackpropInput(input_sizes=tf.shape(x), filter=kernel, out_backprop=dy,
+                                                    strides=strides, padding="SAME")
+            if rewrite_filter_gradient:
+                return dx, filter_gradient(x, dy, kernel.shape[:2], stride)
+            return dx, tf.raw_ops.Conv2DBackpropFilter(input=x, filter_sizes=kernel.shape, out_backprop=dy,
+                                                       strides=strides, padding="SAME")
 
         return tf.nn.conv2d(x, kernel, strides, "SAME"), gradients
 
@@ -78,88 +86,102 @@ def conv2d_transpose(x: tf.Tensor, kernel: tf.Tensor, stride: int, output_shape)
     return convolve(x, tf.cast(kernel, x.dtype))  # a tensor: a variable read inside would escape the gradient
 
 
-def space_to_depth_kernel(kernel: tf.Tensor, size: int, stride: int) -> tuple[tf.Tensor, int]:
-    """(kernel', taps before): a SAME convolution of an axis of ``size`` at ``stride`` by ``kernel`` (k, k, C, F)
-    as a VALID stride-1 convolution by kernel' (t, t, stride^2 C, F) of the input padded by ``stride`` x taps-before
-    pixels and folded by ``tf.nn.space_to_depth(., stride)``: each output pixel meets t x t blocks of stride x
-    stride input pixels, the kernel's taps zero-padded to whole blocks."""
-    k, _, channels, filters = kernel.shape
-    pad_before = same_padding(size, k, stride)[0]
-    before = -(-pad_before // stride)  # whole blocks left of the first output pixel's window
-    front = stride * before - pad_before  # zero taps in front of the kernel, to the blocks' edge
-    taps = -(-(front + k) // stride)
-    padded = tf.pad(kernel, [[front, stride * taps - k - front]] * 2 + [[0, 0], [0, 0]])
-    blocks = tf.transpose(tf.reshape(padded, [taps, stride, taps, stride, channels, filters]), [0, 2, 1, 3, 4, 5])
-    return tf.reshape(blocks, [taps, taps, stride * stride * channels, filters]), before
+@tf.function(jit_compile=True)
+def col2im(taps: tf.Tensor, stride: int, size: tuple[int, int]) -> tf.Tensor:
+    """(N, *size, F) from ``taps`` (N, h, w, k_h, k_w, F): tap (i, j) of pixel (a, b) added at (stride a + i - top,
+    stride b + j - left), the padding before a SAME convolution of ``size`` by a k_h x k_w kernel at ``stride``.
+
+    The adjoint of im2col, in float32, one XLA-compiled pass: each of the stride^2 output phases is a sum of
+    shifted (N, h, w, F) maps, interleaved by ``depth_to_space``."""
+    _, h, w, kernel_h, kernel_w, _ = taps.shape
+    (top, _), (left, _) = same_padding(size[0], kernel_h, stride), same_padding(size[1], kernel_w, stride)
+    rows = max(h + -(-kernel_h // stride) - 1, -(-(top + size[0]) // stride))  # blocks of stride x stride pixels
+    columns = max(w + -(-kernel_w // stride) - 1, -(-(left + size[1]) // stride))
+    phases = []
+    for r in range(stride):
+        for q in range(stride):
+            phases.append(tf.add_n([
+                tf.pad(tf.cast(taps[:, :, :, stride * u + r, stride * v + q], tf.float32),
+                       [[0, 0], [u, rows - h - u], [v, columns - w - v], [0, 0]])
+                for u in range(-(-(kernel_h - r) // stride)) for v in range(-(-(kernel_w - q) // stride))]))
+    image = tf.nn.depth_to_space(tf.concat(phases, -1), stride) if stride > 1 else phases[0]
+    return tf.cast(image[:, top : top + size[0], left : left + size[1]], taps.dtype)
 
 
-def subpixel_conv2d_transpose(x: tf.Tensor, kernel: tf.Tensor, stride: int) -> tf.Tensor:
-    """``tf.nn.conv2d_transpose(x, kernel, (n, h s, w s, C), stride, "SAME")`` (kernel: k, k, C out, F in) with few
-    output channels C: its forward as a stride-1 convolution to stride^2 C channels, unfolded by
-    ``tf.nn.depth_to_space`` (a sub-pixel layer); its gradients TensorFlow's."""
+def to_few_channels(x: tf.Tensor, kernel: tf.Tensor, stride: int, size: tuple[int, int]) -> tf.Tensor:
+    """``Conv2DBackpropInput`` of a SAME convolution at ``stride`` by ``kernel`` (k_h, k_w, F, C): ``x`` (N, h, w, C)
+    to (N, *size, F) for few channels F, as ``x`` (N h w, C) x ``kernel`` (C, k_h k_w F), a matmul at its rate,
+    whose per-pixel taps ``col2im`` adds into place."""
+    kernel_h, kernel_w, filters, channels = kernel.shape
+    taps = tf.matmul(tf.reshape(x, [-1, channels]), tf.reshape(tf.transpose(kernel, [3, 0, 1, 2]), [channels, -1]))
+    return col2im(tf.reshape(taps, [-1, *x.shape[1:3], kernel_h, kernel_w, filters]), stride, tuple(size))
+
+
+def conv2d_transpose_to_few_channels(x: tf.Tensor, kernel: tf.Tensor, stride: int) -> tf.Tensor:
+    """``tf.nn.conv2d_transpose(x, kernel, (n, h s, w s, F), stride, "SAME")`` (kernel: k_h, k_w, F out, C in) to few
+    channels F, its forward ``to_few_channels``, its gradients TensorFlow's."""
     strides = [1, stride, stride, 1]
-    _, h, w, _ = x.shape
+    size = (x.shape[1] * stride, x.shape[2] * stride)
 
     @tf.custom_gradient
     def convolve(x, kernel):
-        blocks, before = space_to_depth_kernel(kernel, h * stride, stride)
-        taps = blocks.shape[0]
-        flipped = tf.transpose(blocks[::-1, ::-1], [0, 1, 3, 2])  # its transposed stride-1 convolution's kernel
-        full = [[0, 0], [taps - 1, taps - 1], [taps - 1, taps - 1], [0, 0]]
-        folded = tf.nn.depth_to_space(tf.nn.conv2d(x, flipped, 1, full), stride)
-        y = folded[:, stride * before: stride * (before + h), stride * before: stride * (before + w), :]
-
         def gradients(dy):
             dw = tf.raw_ops.Conv2DBackpropFilter(input=dy, filter_sizes=kernel.shape, out_backprop=x, strides=strides,
                                                  padding="SAME")
             return tf.nn.conv2d(dy, kernel, strides, "SAME"), dw
 
-        return y, gradients
+        return to_few_channels(x, kernel, stride, size), gradients
 
     return convolve(x, tf.cast(kernel, x.dtype))
 
 
 MIN_CHANNELS = 16  # on each side of the convolution: fewer, and TensorFlow's own filter gradient is faster
+FEW_CHANNELS = 3  # an image's: to as few channels, ``to_few_channels`` (measured faster at 1 and 3)
 
 
 def rewrites(layer, channels_in: int) -> bool:
     """Whether ``layer`` (a Conv2D or Conv2DTranspose) takes ``filter_gradient``: where it was measured faster
     (module docstring): bfloat16, equal strides, SAME padding, no dilation, channels last, ``MIN_CHANNELS`` or
     more on each side."""
-    return (layer.compute_dtype == "bfloat16" and layer.strides[0] == layer.strides[1] and layer.padding == "same"
-            and tuple(layer.dilation_rate) == (1, 1) and layer.data_format == "channels_last"
-            and min(channels_in, layer.filters) >= MIN_CHANNELS)
+    return (layer.compute_dtype == "bfloat16" and plain(layer) and min(channels_in, layer.filters) >= MIN_CHANNELS)
 
 
-def subpixel(layer) -> bool:
-    """Whether ``layer`` (a Conv2DTranspose) runs as ``subpixel_conv2d_transpose``: fewer than ``MIN_CHANNELS`` output
-    channels (G's last layer), a square kernel, equal strides of 2 or more, SAME padding, no output padding or
-    dilation, channels last. (D's first layer's input gradient is the same op, from 64 channels to one; in the sub-pixel
-    form the dcgan step was no faster, with AMX or without: measured, not taken.)"""
-    return (layer.filters < MIN_CHANNELS and layer.kernel_size[0] == layer.kernel_size[1]
-            and layer.strides[0] == layer.strides[1] >= 2 and layer.padding == "same" and layer.output_padding is None
-            and tuple(layer.dilation_rate) == (1, 1) and layer.data_format == "channels_last")
+def few_channels(layer, image_shape) -> bool:
+    """Whether ``layer`` (a Conv2D from, or a Conv2DTranspose to, ``image_shape``: N, H, W, C) runs its transposed
+    direction (the Conv2D's input gradient, the Conv2DTranspose's forward) as ``to_few_channels``: ``FEW_CHANNELS``
+    or fewer channels C, H and W known, equal strides, SAME padding, no dilation or output padding, channels last."""
+    return (image_shape[-1] <= FEW_CHANNELS and None not in tuple(image_shape[1:3]) and plain(layer)
+            and getattr(layer, "output_padding", None) is None)
+
+
+def plain(layer) -> bool:
+    """Equal strides, SAME padding, no dilation, channels last: the convolutions this module computes."""
+    return (layer.strides[0] == layer.strides[1] and layer.padding == "same" and tuple(layer.dilation_rate) == (1, 1)
+            and layer.data_format == "channels_last")
 
 
 @keras.saving.register_keras_serializable(package="gan_lab")
 class FastConv2D(layers.Conv2D):
-    """Keras' Conv2D (same weights, same forward op) whose kernel gradient is ``filter_gradient``."""
+    """Keras' Conv2D (same weights, same forward op) whose kernel gradient is ``filter_gradient`` (``rewrites``) and
+    whose input gradient to an image is ``to_few_channels`` (``few_channels``)."""
 
     def convolution_op(self, inputs, kernel):
-        if not rewrites(self, inputs.shape[-1]):
+        rewrite = rewrites(self, inputs.shape[-1])
+        if not (rewrite or few_channels(self, inputs.shape)):
             return super().convolution_op(inputs, kernel)
-        return conv2d(inputs, kernel, self.strides[0])
+        return conv2d(inputs, kernel, self.strides[0], rewrite)
 
 
 @keras.saving.register_keras_serializable(package="gan_lab")
 class FastConv2DTranspose(layers.Conv2DTranspose):
-    """Keras' Conv2DTranspose (same weights) whose kernel gradient is ``filter_gradient`` (``rewrites``), or which
-    runs as a sub-pixel layer (``subpixel``)."""
+    """Keras' Conv2DTranspose (same weights) whose kernel gradient is ``filter_gradient`` (``rewrites``), or whose
+    forward to an image is ``to_few_channels`` (``few_channels``)."""
 
     def call(self, inputs):
         stride = self.strides[0]
-        if subpixel(self):
-            outputs = subpixel_conv2d_transpose(inputs, self.kernel, stride)
+        image = (None, *(None if side is None else side * stride for side in inputs.shape[1:3]), self.filters)
+        if few_channels(self, image):
+            outputs = conv2d_transpose_to_few_channels(inputs, self.kernel, stride)
         elif rewrites(self, inputs.shape[-1]) and self.output_padding is None:
             shape = tf.shape(inputs)
             output_shape = tf.stack([shape[0], shape[1] * stride, shape[2] * stride, self.filters])

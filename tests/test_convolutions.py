@@ -1,13 +1,13 @@
-"""The convolution rewrite against TensorFlow's and Keras' stock ops: forward and every gradient, float32 at
-tight tolerance, bfloat16 at bfloat16's; where the layers take it; the switch."""
+"""The convolution rewrites against TensorFlow's and Keras' stock ops: forward and every gradient, float32 at
+tight tolerance, bfloat16 at bfloat16's; where the layers take them; the switch."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan_lab.convolutions import (FastConv2D, FastConv2DTranspose, conv2d, conv2d_transpose, filter_gradient, rewrites,
-                                  subpixel, subpixel_conv2d_transpose)
+from gan_lab.convolutions import (FastConv2D, FastConv2DTranspose, conv2d, conv2d_transpose,
+                                  conv2d_transpose_to_few_channels, few_channels, filter_gradient, rewrites)
 
 # (input side, kernel, channels in, channels out, stride): dcgan's layers, even kernels, sizes the stride leaves over
 SHAPES = [(7, 5, 128, 256, 1), (14, 5, 64, 128, 2), (28, 5, 1, 64, 2), (9, 4, 3, 5, 2), (8, 3, 2, 6, 1), (11, 5, 4, 3, 3)]
@@ -40,12 +40,15 @@ def gradients(function, inputs, seed=2):
     return [y, *tape.gradient(loss, inputs)]
 
 
+@pytest.mark.parametrize("rewrite_filter_gradient", [True, False])
 @pytest.mark.parametrize("dtype, tolerance", [(tf.float32, 1e-5), (tf.bfloat16, 2e-2)])
 @pytest.mark.parametrize("side, kernel, channels, filters, stride", SHAPES)
-def test_conv2d_and_its_gradients_are_tensorflows(side, kernel, channels, filters, stride, dtype, tolerance):
+def test_conv2d_and_its_gradients_are_tensorflows(side, kernel, channels, filters, stride, dtype, tolerance,
+                                                  rewrite_filter_gradient):
+    """Its input gradient to 1-3 channels is ``to_few_channels``'s, to more TensorFlow's."""
     inputs = [random((3, side, side, channels), dtype), random((kernel, kernel, channels, filters), dtype, seed=1)]
     native = gradients(lambda x, w: tf.nn.conv2d(x, w, stride, "SAME"), inputs)
-    rewritten = gradients(lambda x, w: conv2d(x, w, stride), inputs)
+    rewritten = gradients(lambda x, w: conv2d(x, w, stride, rewrite_filter_gradient), inputs)
     for name, a, b in zip(("forward", "input gradient", "filter gradient"), native, rewritten):
         assert relative_error(a, b) < tolerance, name
 
@@ -63,60 +66,76 @@ def test_conv2d_transpose_and_its_gradients_are_tensorflows(side, kernel, channe
 
 
 # (output side, kernel, output channels, input channels, stride): G's last layer (dcgan's G3), and others
-SUBPIXEL_SHAPES = [(28, 5, 1, 64, 2), (18, 4, 3, 5, 2), (33, 5, 2, 4, 3), (12, 6, 2, 3, 2), (12, 5, 1, 3, 4)]
+TO_IMAGE_SHAPES = [(28, 5, 1, 64, 2), (18, 4, 3, 5, 2), (33, 5, 2, 4, 3), (12, 6, 2, 3, 2), (12, 5, 1, 3, 4),
+                   (10, 3, 1, 8, 1)]
 
 
 @pytest.mark.parametrize("dtype, tolerance", [(tf.float32, 1e-5), (tf.bfloat16, 2e-2)])
-@pytest.mark.parametrize("side, kernel, channels, filters, stride", SUBPIXEL_SHAPES)
-def test_subpixel_conv2d_transpose_and_its_gradients_are_tensorflows(side, kernel, channels, filters, stride, dtype,
-                                                                     tolerance):
+@pytest.mark.parametrize("side, kernel, channels, filters, stride", TO_IMAGE_SHAPES)
+def test_conv2d_transpose_to_few_channels_and_its_gradients_are_tensorflows(side, kernel, channels, filters, stride,
+                                                                            dtype, tolerance):
     small = side // stride
     inputs = [random((3, small, small, filters), dtype), random((kernel, kernel, channels, filters), dtype, seed=1)]
     shape = [3, side, side, channels]
     native = gradients(lambda x, w: tf.nn.conv2d_transpose(x, w, shape, stride, "SAME"), inputs)
-    rewritten = gradients(lambda x, w: subpixel_conv2d_transpose(x, w, stride), inputs)
+    rewritten = gradients(lambda x, w: conv2d_transpose_to_few_channels(x, w, stride), inputs)
     assert rewritten[0].shape == native[0].shape
     for name, a, b in zip(("forward", "input gradient", "filter gradient"), native, rewritten):
         assert relative_error(a, b) < tolerance, name
 
 
-@pytest.mark.parametrize("use_bias", [False, True])
-def test_the_subpixel_layer_is_kerass_last_generator_layer(use_bias):
-    """dcgan's G3 (float32, one channel, tanh): the same output and gradients as Keras' layer with its weights."""
-    x = random((4, 14, 14, 64))
-    stock_layer, fast_layer = (kind(1, 5, strides=2, padding="same", use_bias=use_bias, activation="tanh",
-                                    dtype="float32") for kind in (keras.layers.Conv2DTranspose, FastConv2DTranspose))
+def image_layers(kind: str, use_bias: bool):
+    """(input, Keras' layer, the fast one with its weights): dcgan's G3 (float32, to one channel, tanh) or D1
+    (mixed bfloat16, from one channel), weights and bias nonzero."""
+    if kind == "G3":
+        x, dtype, stock, fast = random((4, 14, 14, 64)), "float32", keras.layers.Conv2DTranspose, FastConv2DTranspose
+    else:
+        x, dtype, stock, fast = random((4, 28, 28, 1), tf.bfloat16), "mixed_bfloat16", keras.layers.Conv2D, FastConv2D
+    activation = "tanh" if kind == "G3" else None
+    stock_layer, fast_layer = (layer(1 if kind == "G3" else 64, 5, strides=2, padding="same", use_bias=use_bias,
+                                     activation=activation, dtype=dtype) for layer in (stock, fast))
     for layer in (stock_layer, fast_layer):
         layer.build(x.shape)
-    fast_layer.set_weights([w + 0.1 for w in stock_layer.get_weights()])  # a nonzero bias too
+    fast_layer.set_weights([w + 0.1 for w in stock_layer.get_weights()])
     stock_layer.set_weights(fast_layer.get_weights())
-    assert subpixel(fast_layer)
+    return x, stock_layer, fast_layer
+
+
+@pytest.mark.parametrize("kind, tolerances", [("G3", (1e-5, 1e-5, 2e-4, 2e-4)), ("D1", (2e-2,) * 4)])
+@pytest.mark.parametrize("use_bias", [False, True])
+def test_the_image_layers_are_kerass_with_the_same_outputs_and_gradients(kind, tolerances, use_bias):
+    x, stock_layer, fast_layer = image_layers(kind, use_bias)
+    assert few_channels(fast_layer, (None, 28, 28, 1))
     results = []
     for layer in (stock_layer, fast_layer):
         with tf.GradientTape() as tape:
             tape.watch(x)
             y = layer(x)
-            loss = tf.reduce_sum(y * random(y.shape, seed=3))
+            loss = tf.reduce_sum(tf.cast(y, tf.float32) * random(y.shape, seed=3))
         results.append([y, *tape.gradient(loss, [x, *layer.trainable_weights])])
     # the weights' gradients sum every output pixel's, in another order than Keras' (and, over threads, not the same
     # order each run): float32 rounding reaches ~3e-5 of the largest there
     for name, a, b, tolerance in zip(("output", "input gradient", "kernel gradient", "bias gradient"), *results,
-                                     (1e-5, 1e-5, 2e-4, 2e-4)):
+                                     tolerances):
         assert relative_error(a, b) < tolerance, name
 
 
-def test_the_subpixel_form_is_taken_for_few_output_channels_at_a_stride():
-    def layer(filters=1, strides=2, **kwargs):
-        return FastConv2DTranspose(filters, 5, strides=strides, padding="same", **kwargs)
+def test_the_image_direction_is_taken_for_few_channels_of_known_size():
+    def layer(strides=2, **kwargs):
+        return FastConv2DTranspose(1, 5, strides=strides, padding="same", **kwargs)
 
-    assert subpixel(layer())  # G's last layer
-    assert subpixel(layer(dtype="mixed_bfloat16"))
-    assert not subpixel(layer(filters=64))  # many channels: oneDNN's own op is fast
-    assert not subpixel(layer(strides=1))
-    assert not subpixel(layer(strides=(2, 1)))
-    assert not subpixel(FastConv2DTranspose(1, (5, 3), strides=2, padding="same"))
-    assert not subpixel(FastConv2DTranspose(1, 5, strides=2, padding="valid"))
-    assert not subpixel(layer(output_padding=1))
+    image = (None, 28, 28, 1)
+    assert few_channels(layer(), image)  # G's last layer
+    assert few_channels(layer(dtype="mixed_bfloat16"), image)
+    assert few_channels(layer(strides=1), image)
+    assert few_channels(FastConv2DTranspose(1, (5, 3), strides=2, padding="same"), image)
+    assert few_channels(FastConv2D(64, 5, strides=2, padding="same"), image)  # D's first layer
+    assert few_channels(FastConv2D(64, 5, strides=2, padding="same"), (None, 28, 28, 3))  # RGB
+    assert not few_channels(FastConv2D(64, 5, strides=2, padding="same"), (None, 14, 14, 64))  # oneDNN's is fast
+    assert not few_channels(layer(), (None, None, None, 1))  # the size unknown
+    assert not few_channels(layer(strides=(2, 1)), image)
+    assert not few_channels(FastConv2DTranspose(1, 5, strides=2, padding="valid"), image)
+    assert not few_channels(layer(output_padding=1), image)
 
 
 @pytest.mark.parametrize("stock, fast", [(keras.layers.Conv2D, FastConv2D),

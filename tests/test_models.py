@@ -343,14 +343,14 @@ def test_bench_times_every_convolution_of_the_step_as_the_step_uses_it(compose_c
     ops = convolution_ops(cfg, batch_size=4)
     for _, _, _, run in ops:
         run(1)  # the shapes, strides and padding of each layer fit its op
-    assert len(ops) == 4 * 5 + 2  # forward, input and filter gradient, the filter gradient rewritten; G2, G3 sub-pixel
+    assert len(ops) == 4 * 5 + 2  # forward, input and filter gradient, the filter gradient rewritten; G3, D1 col2im
     uses = {name: count for name, count, _, _ in ops}
-    # G's last layer (float32, one channel) runs as a sub-pixel layer (convolutions.subpixel), its filter gradient
-    # TensorFlow's (float32: the rewrite is slower there)
-    assert (uses["G3 14x14x64->28x28x1 forward"], uses["G3 14x14x64->28x28x1 forward subpixel"]) == (0, 1)
-    assert uses["G2 7x7x128->14x14x64 forward subpixel"] == 0
+    # the direction to the one-channel image (convolutions.few_channels) as matmul + col2im: G's last layer's
+    # forward, D's first layer's input gradient; their filter gradients TensorFlow's (the rewrite is slower there)
+    assert (uses["G3 14x14x64->28x28x1 forward"], uses["G3 14x14x64->28x28x1 forward col2im"]) == (0, 1)
+    assert (uses["D1 28x28x1->14x14x64 input_grad"], uses["D1 28x28x1->14x14x64 input_grad col2im"]) == (0, 1)
     assert (uses["G3 14x14x64->28x28x1 filter_grad"], uses["G3 14x14x64->28x28x1 filter_grad rewrite"]) == (1, 0)
-    assert uses["D1 28x28x1->14x14x64 input_grad"] == 1 and uses["D2 14x14x64->7x7x128 input_grad"] == 3
+    assert uses["D2 14x14x64->7x7x128 input_grad"] == 3
     assert uses["G1 7x7x256->7x7x128 forward"] == 1
     # the filter gradient the trainer takes (convolutions.rewrites): the rewrite but for one-channel layers
     assert (uses["G1 7x7x256->7x7x128 filter_grad"], uses["G1 7x7x256->7x7x128 filter_grad rewrite"]) == (0, 1)
