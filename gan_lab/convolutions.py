@@ -16,7 +16,7 @@ there (``rewrites``).
 Transposed convolutions to an image. A convolution's input gradient to an image's few channels (D's first
 layer) and a transposed convolution to one (G's last layer) run in oneDNN at 1-5% of the matmul rate (AMX Xeon).
 The same maths as a matmul of the many-channel side by the kernel, giving each pixel's taps, and the taps' sum
-into the image in one XLA-compiled float32 pass (``col2im``) measured 2.5-4x faster per op on an AVX512-BF16 CPU,
+into the image in one XLA-compiled float32 pass (``col2im``) measured 2-6x faster per op on an AVX512-BF16 CPU,
 float32 and bfloat16 (``to_few_channels``, ``few_channels``).
 
 Both are Keras' layers with Keras' weights, used while training on CPUs (``train.fast_convolutions``), never
