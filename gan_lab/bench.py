@@ -4,7 +4,7 @@ Benchmarks that print timings and ratios (not tests). Sections:
 
 - ``train``: images/s of the trainer against a plain reference step (the TensorFlow DCGAN
   tutorial's two-tape ``@tf.function`` step, written below, on the same architecture and batch
-  size; selfcond, whose D also takes the code, has the trainer only), each in float32 and
+  size; selfcond, infogan and tfgan have the trainer only), each in float32 and
   mixed_bfloat16, for every model, all interleaved round by round in one process with this CPU's
   bfloat16 and float32 matmul peak, and each trainer's share of the images/s that peak allows (FLOPs
   per image counted from the layer shapes), and the share dcgan's convolutions alone allow (each
@@ -36,10 +36,10 @@ def data_dir() -> str:
     return os.environ.get("GAN_LAB_DATA_DIR") or str(ROOT.parent / "shared" / "data" / "mnist")
 
 
-BATCH_SIZE = {"dcgan": 256, "cgan": 256, "selfcond": 256, "mlp": 128}  # the sizes of the reference measurements
+BATCH_SIZE = {"dcgan": 256, "cgan": 256, "selfcond": 256, "infogan": 256, "tfgan": 256, "mlp": 128}  # as measured before
 TARGET_SHARE = {"dcgan": 0.75, "cgan": 0.65, "selfcond": 0.65}  # of the ceiling at the default precision (issue 23)
-STEPS = {"dcgan": 24, "cgan": 24, "selfcond": 24, "mlp": 160}  # steps timed per block (multiples of steps_per_execution)
-PLAIN_STEP = {"dcgan", "cgan", "mlp"}  # models the plain step can train: selfcond's D also takes the code
+STEPS = {"dcgan": 24, "cgan": 24, "selfcond": 24, "infogan": 24, "tfgan": 24, "mlp": 160}  # steps timed per block (multiples of steps_per_execution)
+PLAIN_STEP = {"dcgan", "cgan", "mlp"}  # the tutorial step trains these; the others are timed as the trainer only
 
 
 def machine() -> str:

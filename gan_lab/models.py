@@ -436,8 +436,8 @@ def build_infogan(
 
 
 @MODELS.register("tfgan", config=TFGANModelConfig)
-def build_tfgan(cfg: DictConfig, batch_norm=layers.BatchNormalization, leaky_relu=layers.LeakyReLU
-                ) -> tuple[keras.Model, keras.Model]:
+def build_tfgan(cfg: DictConfig, batch_norm=layers.BatchNormalization, leaky_relu=layers.LeakyReLU,
+                conv=layers.Conv2D, conv_transpose=layers.Conv2DTranspose) -> tuple[keras.Model, keras.Model]:
     """The TF-GAN MNIST example's unconditional networks: G Dense 1024 -> BN -> ReLU -> Dense 7x7xF0 -> BN ->
     ReLU -> ConvT F1 4x4 s2 -> BN -> ReLU -> ConvT F2 s2 -> BN -> ReLU -> Conv 1 4x4 -> tanh; D (spectrally
     normalised but its logit) Conv 64 4x4 s2 -> LReLU 0.01 -> Conv 128 s2 -> LReLU -> Dense 1024 -> BN ->
@@ -453,17 +453,16 @@ def build_tfgan(cfg: DictConfig, batch_norm=layers.BatchNormalization, leaky_rel
     h = layers.ReLU()(norm()(layers.Dense(7 * 7 * dense_filters, use_bias=False, kernel_regularizer=l2)(h)))
     h = layers.Reshape((7, 7, dense_filters))(h)
     for filters in conv_filters:
-        h = layers.Conv2DTranspose(filters, cfg.kernel_size, strides=2, padding="same", kernel_regularizer=l2)(h)
+        h = conv_transpose(filters, cfg.kernel_size, strides=2, padding="same", kernel_regularizer=l2)(h)
         h = layers.ReLU()(norm()(h))
-    image = layers.Conv2D(1, cfg.kernel_size, padding="same", kernel_regularizer=l2, activation="tanh",
-                          dtype="float32")(h)
+    image = conv(1, cfg.kernel_size, padding="same", kernel_regularizer=l2, activation="tanh", dtype="float32")(h)
     generator = keras.Model(noise, image, name="generator")
 
     x = keras.Input(IMAGE_SHAPE, name="image")
     h = x
     for filters in cfg.discriminator_filters:
-        conv = layers.Conv2D(filters, cfg.kernel_size, strides=2, padding="same", kernel_regularizer=l2)
-        h = leaky_relu(negative_slope=cfg.leaky_slope)(_normalized(conv, cfg.spectral_norm)(h))
+        convolution = conv(filters, cfg.kernel_size, strides=2, padding="same", kernel_regularizer=l2)
+        h = leaky_relu(negative_slope=cfg.leaky_slope)(_normalized(convolution, cfg.spectral_norm)(h))
     h = layers.Flatten()(h)
     dense = layers.Dense(cfg.dense_units, use_bias=False, kernel_regularizer=l2)
     h = layers.LeakyReLU(negative_slope=cfg.leaky_slope)(norm()(_normalized(dense, cfg.spectral_norm)(h)))
