@@ -195,7 +195,7 @@ def convolution_ops(model_cfg, batch_size: int) -> list[tuple[str, int, int, obj
     channels, D1's input gradient and G3's forward ("... col2im"); the uses count the form the trainer takes."""
     import tensorflow as tf
 
-    from gan_lab.convolutions import MIN_CHANNELS, few_channels, filter_gradient, to_few_channels
+    from gan_lab.convolutions import few_channels, filter_gradient, rewrites, to_few_channels
     from gan_lab.models import build_models
 
     previous = keras.config.dtype_policy()
@@ -228,7 +228,7 @@ def convolution_ops(model_cfg, batch_size: int) -> list[tuple[str, int, int, obj
                     x, dy, w.shape[:2], layer.strides[0]),
             }
             # the trainer's choices (convolutions.rewrites, convolutions.few_channels)
-            rewritten = dtype == tf.bfloat16 and min(x.shape[-1], dy.shape[-1]) >= MIN_CHANNELS
+            rewritten = rewrites(layer, layer.input.shape[-1])
             to_image = few_channels(layer, x.shape)  # the direction from the small side to the image's
             filter_uses = 2 if is_d else 1
             uses = {"forward": 2 if is_d else 1, "input_grad": (1 if index == 0 else 3) if is_d else 1,

@@ -45,15 +45,16 @@ def filter_gradient(x: tf.Tensor, dy: tf.Tensor, kernel_size: tuple[int, int], s
     return tf.transpose(gradient[:, : kernel_size[0], : kernel_size[1], :], [1, 2, 0, 3])
 
 
-def conv2d(x: tf.Tensor, kernel: tf.Tensor, stride: int, rewrite_filter_gradient: bool) -> tf.Tensor:
+def conv2d(x: tf.Tensor, kernel: tf.Tensor, stride: int, rewrite_filter_gradient: bool,
+           input_gradient_to_image: bool) -> tf.Tensor:
     """``tf.nn.conv2d(x, kernel, stride, "SAME")`` whose kernel gradient is ``filter_gradient`` (with
-    ``rewrite_filter_gradient``) and whose input gradient to an ``x`` of ``FEW_CHANNELS`` is ``to_few_channels``."""
+    ``rewrite_filter_gradient``) and whose input gradient is ``to_few_channels`` (with ``input_gradient_to_image``)."""
     strides = [1, stride, stride, 1]
 
     @tf.custom_gradient
     def convolve(x, kernel):
         def gradients(dy):
-            if x.shape[-1] <= FEW_CHANNELS:
+            if input_gradient_to_image:
                 dx = to_few_channels(dy, kernel, stride, x.shape[1:3])
             else:
                 dx = tf.raw_ops.Conv2DBackpropInput(input_sizes=tf.shape(x), filter=kernel, out_backprop=dy,
@@ -166,10 +167,10 @@ class FastConv2D(layers.Conv2D):
     whose input gradient to an image is ``to_few_channels`` (``few_channels``)."""
 
     def convolution_op(self, inputs, kernel):
-        rewrite = rewrites(self, inputs.shape[-1])
-        if not (rewrite or few_channels(self, inputs.shape)):
+        rewrite, to_image = rewrites(self, inputs.shape[-1]), few_channels(self, inputs.shape)
+        if not (rewrite or to_image):
             return super().convolution_op(inputs, kernel)
-        return conv2d(inputs, kernel, self.strides[0], rewrite)
+        return conv2d(inputs, kernel, self.strides[0], rewrite, to_image)
 
 
 @keras.saving.register_keras_serializable(package="gan_lab")
