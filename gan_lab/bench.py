@@ -192,10 +192,12 @@ def convolution_ops(model_cfg, batch_size: int) -> list[tuple[str, int, int, obj
     gradient twice and its input gradient three times (real and fake for D, fake again for G), once
     for D's first layer (only G needs the gradient of the images). Beside them, as ``gan_lab.convolutions``
     computes them: each filter gradient ("filter_grad rewrite") and the direction to an image's few
-    channels, D1's input gradient and G3's forward ("... col2im"); the uses count the form the trainer takes."""
+    channels, D1's input gradient and G3's forward ("... col2im"), a convolution's to an image (tfgan's last
+    layer: "forward sum_taps", "filter_grad matmul"); the uses count the form the trainer takes."""
     import tensorflow as tf
 
-    from gan_lab.convolutions import few_channels, filter_gradient, rewrites, to_few_channels
+    from gan_lab.convolutions import (convolve_to_few_channels, convolves_to_few_channels, few_channels, filter_gradient,
+                                      filter_gradient_as_matmul, filter_gradient_by_matmul, rewrites, to_few_channels)
     from gan_lab.models import build_models
 
     previous = keras.config.dtype_policy()
@@ -238,6 +240,14 @@ def convolution_ops(model_cfg, batch_size: int) -> list[tuple[str, int, int, obj
                 calls[f"{direction} col2im"] = lambda w=w, dy=dy, x=x, layer=layer: to_few_channels(
                     dy, w, layer.strides[0], x.shape[1:3])
                 uses[f"{direction} col2im"], uses[direction] = uses[direction], 0
+            if not transposed and convolves_to_few_channels(layer, dy.shape):  # to an image: tfgan's last layer
+                stride = layer.strides[0]
+                calls["forward sum_taps"] = lambda x=x, w=w, stride=stride: convolve_to_few_channels(x, w, stride)
+                calls["filter_grad matmul"] = lambda x=x, w=w, dy=dy, stride=stride: filter_gradient_by_matmul(
+                    x, dy, w.shape[:2], stride)
+                uses["forward sum_taps"], uses["forward"] = uses["forward"], 0
+                matmul = filter_gradient_as_matmul(layer)
+                uses["filter_grad matmul"], uses["filter_grad"] = (uses["filter_grad"], 0) if matmul else (0, uses["filter_grad"])
             for op, count in uses.items():
                 function = tf.function(lambda call=calls[op]: tf.reduce_sum(tf.cast(call(), tf.float32)), autograph=False)
 

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan_lab.convolutions import (FEW_CHANNELS, FastConv2D, FastConv2DTranspose, conv2d, conv2d_transpose,
-                                  conv2d_transpose_to_few_channels, few_channels, filter_gradient, rewrites)
+from gan_lab.convolutions import (FEW_CHANNELS, FastConv2D, FastConv2DTranspose, conv2d, conv2d_to_few_channels,
+                                  conv2d_transpose, conv2d_transpose_to_few_channels, convolves_to_few_channels,
+                                  few_channels, filter_gradient, filter_gradient_as_matmul, rewrites)
 
 # (input side, kernel, channels in, channels out, stride): dcgan's layers, even kernels, sizes the stride leaves over
 SHAPES = [(7, 5, 128, 256, 1), (14, 5, 64, 128, 2), (28, 5, 1, 64, 2), (9, 4, 3, 5, 2), (8, 3, 2, 6, 1), (11, 5, 4, 3, 3)]
@@ -84,15 +85,37 @@ def test_conv2d_transpose_to_few_channels_and_its_gradients_are_tensorflows(side
         assert relative_error(a, b) < tolerance, name
 
 
+# (input side, kernel, channels in, channels out, stride): tfgan's G's last layer, and others
+FROM_MANY_TO_IMAGE_SHAPES = [(28, 4, 32, 1, 1), (9, 4, 5, 3, 2), (11, 5, 6, 2, 3), (12, 3, 8, 1, 1), (10, 6, 4, 2, 2)]
+
+
+@pytest.mark.parametrize("matmul_filter_gradient", [True, False])
+@pytest.mark.parametrize("dtype, tolerance", [(tf.float32, 1e-5), (tf.bfloat16, 2e-2)])
+@pytest.mark.parametrize("side, kernel, channels, filters, stride", FROM_MANY_TO_IMAGE_SHAPES)
+def test_conv2d_to_few_channels_and_its_gradients_are_tensorflows(side, kernel, channels, filters, stride, dtype,
+                                                                  tolerance, matmul_filter_gradient):
+    inputs = [random((3, side, side, channels), dtype), random((kernel, kernel, channels, filters), dtype, seed=1)]
+    native = gradients(lambda x, w: tf.nn.conv2d(x, w, stride, "SAME"), inputs)
+    rewritten = gradients(lambda x, w: conv2d_to_few_channels(x, w, stride, matmul_filter_gradient), inputs)
+    assert rewritten[0].shape == native[0].shape
+    for name, a, b in zip(("forward", "input gradient", "filter gradient"), native, rewritten):
+        assert relative_error(a, b) < tolerance, name
+
+
+# kind: input shape and dtype, dtype policy, stock and fast layer, filters, kernel, stride, activation
+IMAGE_LAYERS = {
+    "G3": ((4, 14, 14, 64), tf.float32, "float32", keras.layers.Conv2DTranspose, FastConv2DTranspose, 1, 5, 2, "tanh"),
+    "D1": ((4, 28, 28, 1), tf.bfloat16, "mixed_bfloat16", keras.layers.Conv2D, FastConv2D, 64, 5, 2, None),
+    "tfgan G4": ((4, 28, 28, 32), tf.float32, "float32", keras.layers.Conv2D, FastConv2D, 1, 4, 1, "tanh"),
+}
+
+
 def image_layers(kind: str, use_bias: bool):
-    """(input, Keras' layer, the fast one with its weights): dcgan's G3 (float32, to one channel, tanh) or D1
-    (mixed bfloat16, from one channel), weights and bias nonzero."""
-    if kind == "G3":
-        x, dtype, stock, fast = random((4, 14, 14, 64)), "float32", keras.layers.Conv2DTranspose, FastConv2DTranspose
-    else:
-        x, dtype, stock, fast = random((4, 28, 28, 1), tf.bfloat16), "mixed_bfloat16", keras.layers.Conv2D, FastConv2D
-    activation = "tanh" if kind == "G3" else None
-    stock_layer, fast_layer = (layer(1 if kind == "G3" else 64, 5, strides=2, padding="same", use_bias=use_bias,
+    """(input, Keras' layer, the fast one with its weights) of ``IMAGE_LAYERS``: dcgan's G3 (to one channel) and D1
+    (from one), tfgan's last layer (a convolution to one channel), weights and bias nonzero."""
+    shape, input_dtype, dtype, stock, fast, filters, kernel, stride, activation = IMAGE_LAYERS[kind]
+    x = random(shape, input_dtype)
+    stock_layer, fast_layer = (layer(filters, kernel, strides=stride, padding="same", use_bias=use_bias,
                                      activation=activation, dtype=dtype) for layer in (stock, fast))
     for layer in (stock_layer, fast_layer):
         layer.build(x.shape)
@@ -101,7 +124,8 @@ def image_layers(kind: str, use_bias: bool):
     return x, stock_layer, fast_layer
 
 
-@pytest.mark.parametrize("kind, tolerances", [("G3", (1e-5, 1e-5, 2e-4, 2e-4)), ("D1", (2e-2,) * 4)])
+@pytest.mark.parametrize("kind, tolerances", [("G3", (1e-5, 1e-5, 2e-4, 2e-4)), ("D1", (2e-2,) * 4),
+                                              ("tfgan G4", (1e-5, 1e-5, 2e-4, 2e-4))])
 @pytest.mark.parametrize("use_bias", [False, True])
 def test_the_image_layers_are_kerass_with_the_same_outputs_and_gradients(kind, tolerances, use_bias):
     x, stock_layer, fast_layer = image_layers(kind, use_bias)
@@ -131,6 +155,10 @@ def test_the_image_direction_is_taken_for_few_channels_of_known_size():
     assert few_channels(FastConv2DTranspose(1, (5, 3), strides=2, padding="same"), image)
     assert few_channels(FastConv2D(64, 5, strides=2, padding="same"), image)  # D's first layer
     assert few_channels(FastConv2D(64, 5, strides=2, padding="same"), (None, 28, 28, 3))  # RGB
+    assert convolves_to_few_channels(FastConv2D(1, 4, padding="same", dtype="float32"), image)  # tfgan's last layer
+    assert not convolves_to_few_channels(FastConv2D(3, 5, strides=2, padding="same"), (None, 14, 14, 3))  # slower
+    assert filter_gradient_as_matmul(FastConv2D(1, 4, padding="same", dtype="float32"))
+    assert not filter_gradient_as_matmul(FastConv2D(1, 4, padding="same", dtype="mixed_bfloat16"))  # slower in bf16
     assert not few_channels(FastConv2D(64, 5, strides=2, padding="same"), (None, 14, 14, 64))  # oneDNN's is fast
     assert not few_channels(layer(), (None, None, None, 1))  # the size unknown
     assert not few_channels(layer(strides=(2, 1)), image)

@@ -360,6 +360,22 @@ def test_bench_times_every_convolution_of_the_step_as_the_step_uses_it(compose_c
     assert convolutions == step_flops(cfg) - dense - 2 * d_first
 
 
+def test_bench_times_tfgans_convolution_to_the_image_in_the_form_the_trainer_takes(compose_cfg):
+    """tfgan's last layer, a float32 convolution to one channel (convolutions.few_channels): its forward as matmul +
+    sum_taps, its filter gradient as a matmul (convolutions.filter_gradient_as_matmul), its input gradient TF's."""
+    from gan_lab.bench import convolution_ops
+
+    ops = convolution_ops(compose_cfg("model=tfgan").model, batch_size=2)
+    last = "G3 28x28x32->28x28x1"
+    for name, _, _, run in ops:
+        if name.startswith(last):
+            run(1)
+    uses = {name: count for name, count, _, _ in ops}
+    assert (uses[f"{last} forward"], uses[f"{last} forward sum_taps"]) == (0, 1)
+    assert (uses[f"{last} filter_grad"], uses[f"{last} filter_grad matmul"], uses[f"{last} filter_grad rewrite"]) == (0, 1, 0)
+    assert uses[f"{last} input_grad"] == 1
+
+
 def test_self_conditioned_d_projects_the_code_it_guesses_on_real_images(compose_cfg):
     cfg = compose_cfg("model=infogan", "model.self_conditioned=true").model
     _, discriminator = build_models(cfg)
