@@ -53,10 +53,12 @@ def filter_gradient(x: tf.Tensor, dy: tf.Tensor, kernel_size: tuple[int, int], s
     return tf.transpose(gradient[:, : kernel_size[0], : kernel_size[1], :], [1, 2, 0, 3])
 
 
-def conv2d(x: tf.Tensor, kernel: tf.Tensor, stride: int, rewrite_filter_gradient: bool,
-           input_gradient_to_image: bool) -> tf.Tensor:
-    """``tf.nn.conv2d(x, kernel, stride, "SAME")`` whose kernel gradient is ``filter_gradient`` (with
-    ``rewrite_filter_gradient``) and whose input gradient is ``to_few_channels`` (with ``input_gradient_to_image``)."""
+def conv2d(x: tf.Tensor, kernel: tf.Tensor, stride: int, kernel_gradient=None, input_gradient_to_image: bool = False,
+           forward_to_image: bool = False) -> tf.Tensor:
+    """``tf.nn.conv2d(x, kernel, stride, "SAME")`` whose kernel gradient is ``kernel_gradient(x, dy, kernel_size,
+    stride)`` (``filter_gradient`` or ``filter_gradient_by_matmul``; TensorFlow's if None), whose input gradient is
+    ``to_few_channels`` (with ``input_gradient_to_image``) and whose forward is ``convolve_to_few_channels`` (with
+    ``forward_to_image``)."""
     strides = [1, stride, stride, 1]
 
     @tf.custom_gradient
@@ -67,11 +69,13 @@ def conv2d(x: tf.Tensor, kernel: tf.Tensor, stride: int, rewrite_filter_gradient
             else:
                 dx = tf.raw_ops.Conv2DBackpropInput(input_sizes=tf.shape(x), filter=kernel, out_backprop=dy,
                                                     strides=strides, padding="SAME")
-            if rewrite_filter_gradient:
-                return dx, filter_gradient(x, dy, kernel.shape[:2], stride)
+            if kernel_gradient is not None:
+                return dx, kernel_gradient(x, dy, kernel.shape[:2], stride)
             return dx, tf.raw_ops.Conv2DBackpropFilter(input=x, filter_sizes=kernel.shape, out_backprop=dy,
                                                        strides=strides, padding="SAME")
 
+        if forward_to_image:
+            return convolve_to_few_channels(x, kernel, stride), gradients
         return tf.nn.conv2d(x, kernel, strides, "SAME"), gradients
 
     return convolve(x, tf.cast(kernel, x.dtype))  # a tensor: a variable read inside would escape the gradient
@@ -194,26 +198,6 @@ def filter_gradient_by_matmul(x: tf.Tensor, dy: tf.Tensor, kernel_size: tuple[in
     return tf.transpose(tf.reshape(gradient, [channels, kernel_h, kernel_w, filters]), [1, 2, 0, 3])
 
 
-def conv2d_to_few_channels(x: tf.Tensor, kernel: tf.Tensor, stride: int, matmul_filter_gradient: bool) -> tf.Tensor:
-    """``tf.nn.conv2d(x, kernel, stride, "SAME")`` to few channels as ``convolve_to_few_channels``; its input gradient
-    TensorFlow's, its filter gradient too or (``matmul_filter_gradient``) ``filter_gradient_by_matmul``."""
-    strides = [1, stride, stride, 1]
-
-    @tf.custom_gradient
-    def convolve(x, kernel):
-        def gradients(dy):
-            dx = tf.raw_ops.Conv2DBackpropInput(input_sizes=tf.shape(x), filter=kernel, out_backprop=dy,
-                                                strides=strides, padding="SAME")
-            if matmul_filter_gradient:
-                return dx, filter_gradient_by_matmul(x, dy, kernel.shape[:2], stride)
-            return dx, tf.raw_ops.Conv2DBackpropFilter(input=x, filter_sizes=kernel.shape, out_backprop=dy,
-                                                       strides=strides, padding="SAME")
-
-        return convolve_to_few_channels(x, kernel, stride), gradients
-
-    return convolve(x, tf.cast(kernel, x.dtype))
-
-
 MIN_CHANNELS = 16  # on each side of the convolution: fewer, and TensorFlow's own filter gradient is faster
 FEW_CHANNELS = 3  # an image's: to as few channels, ``to_few_channels`` (measured faster at 1 and 3)
 
@@ -228,14 +212,14 @@ def rewrites(layer, channels_in: int) -> bool:
 def few_channels(layer, image_shape) -> bool:
     """Whether ``layer`` runs its direction to ``image_shape`` (N, H, W, C) as a matmul and a sum of taps: a Conv2D
     from it its input gradient (``to_few_channels``), a Conv2DTranspose to it its forward (the same), a Conv2D to
-    it its forward (``convolves_to_few_channels``). ``FEW_CHANNELS`` or fewer channels C, H and W known, equal
+    it its forward (``convolve_to_few_channels``). ``FEW_CHANNELS`` or fewer channels C, H and W known, equal
     strides, SAME padding, no dilation or output padding, channels last."""
     return (image_shape[-1] <= FEW_CHANNELS and None not in tuple(image_shape[1:3]) and plain(layer)
             and getattr(layer, "output_padding", None) is None)
 
 
 def convolves_to_few_channels(layer, image_shape) -> bool:
-    """Whether ``layer``, a Conv2D to ``image_shape``, runs as ``conv2d_to_few_channels``: ``few_channels`` at stride 1
+    """Whether ``layer``, a Conv2D to ``image_shape``, runs ``convolve_to_few_channels``: ``few_channels`` at stride 1
     (at stride 2 measured slower to three channels, module docstring)."""
     return layer.strides[0] == 1 and few_channels(layer, image_shape)
 
@@ -255,18 +239,19 @@ def plain(layer) -> bool:
 @keras.saving.register_keras_serializable(package="gan_lab")
 class FastConv2D(layers.Conv2D):
     """Keras' Conv2D (same weights) whose kernel gradient is ``filter_gradient`` (``rewrites``) and whose input
-    gradient to an image is ``to_few_channels``, or whose forward to an image is ``conv2d_to_few_channels``
-    (``few_channels``)."""
+    gradient to an image is ``to_few_channels``, or whose forward to an image is ``convolve_to_few_channels``
+    (``convolves_to_few_channels``)."""
 
     def convolution_op(self, inputs, kernel):
         stride = self.strides[0]
         image = (None, *(None if side is None else -(-side // stride) for side in inputs.shape[1:3]), self.filters)
         if convolves_to_few_channels(self, image):
-            return conv2d_to_few_channels(inputs, kernel, stride, filter_gradient_as_matmul(self))
+            return conv2d(inputs, kernel, stride, filter_gradient_by_matmul if filter_gradient_as_matmul(self) else None,
+                          forward_to_image=True)
         rewrite, to_image = rewrites(self, inputs.shape[-1]), few_channels(self, inputs.shape)
         if not (rewrite or to_image):
             return super().convolution_op(inputs, kernel)
-        return conv2d(inputs, kernel, stride, rewrite, to_image)
+        return conv2d(inputs, kernel, stride, filter_gradient if rewrite else None, input_gradient_to_image=to_image)
 
 
 @keras.saving.register_keras_serializable(package="gan_lab")

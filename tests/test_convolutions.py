@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan_lab.convolutions import (FEW_CHANNELS, FastConv2D, FastConv2DTranspose, conv2d, conv2d_to_few_channels,
-                                  conv2d_transpose, conv2d_transpose_to_few_channels, convolves_to_few_channels,
-                                  few_channels, filter_gradient, filter_gradient_as_matmul, rewrites)
+from gan_lab.convolutions import (FEW_CHANNELS, FastConv2D, FastConv2DTranspose, conv2d, conv2d_transpose,
+                                  conv2d_transpose_to_few_channels, convolves_to_few_channels, few_channels,
+                                  filter_gradient, filter_gradient_as_matmul, filter_gradient_by_matmul, rewrites)
 
 # (input side, kernel, channels in, channels out, stride): dcgan's layers, even kernels, sizes the stride leaves over
 SHAPES = [(7, 5, 128, 256, 1), (14, 5, 64, 128, 2), (28, 5, 1, 64, 2), (9, 4, 3, 5, 2), (8, 3, 2, 6, 1), (11, 5, 4, 3, 3)]
@@ -49,7 +49,8 @@ def test_conv2d_and_its_gradients_are_tensorflows(side, kernel, channels, filter
     """Its input gradient to 1-3 channels is ``to_few_channels``'s, to more TensorFlow's."""
     inputs = [random((3, side, side, channels), dtype), random((kernel, kernel, channels, filters), dtype, seed=1)]
     native = gradients(lambda x, w: tf.nn.conv2d(x, w, stride, "SAME"), inputs)
-    rewritten = gradients(lambda x, w: conv2d(x, w, stride, rewrite_filter_gradient, channels <= FEW_CHANNELS), inputs)
+    kernel_gradient = filter_gradient if rewrite_filter_gradient else None
+    rewritten = gradients(lambda x, w: conv2d(x, w, stride, kernel_gradient, channels <= FEW_CHANNELS), inputs)
     for name, a, b in zip(("forward", "input gradient", "filter gradient"), native, rewritten):
         assert relative_error(a, b) < tolerance, name
 
@@ -92,11 +93,12 @@ FROM_MANY_TO_IMAGE_SHAPES = [(28, 4, 32, 1, 1), (9, 4, 5, 3, 2), (11, 5, 6, 2, 3
 @pytest.mark.parametrize("matmul_filter_gradient", [True, False])
 @pytest.mark.parametrize("dtype, tolerance", [(tf.float32, 1e-5), (tf.bfloat16, 2e-2)])
 @pytest.mark.parametrize("side, kernel, channels, filters, stride", FROM_MANY_TO_IMAGE_SHAPES)
-def test_conv2d_to_few_channels_and_its_gradients_are_tensorflows(side, kernel, channels, filters, stride, dtype,
-                                                                  tolerance, matmul_filter_gradient):
+def test_conv2d_to_an_image_and_its_gradients_are_tensorflows(side, kernel, channels, filters, stride, dtype,
+                                                              tolerance, matmul_filter_gradient):
     inputs = [random((3, side, side, channels), dtype), random((kernel, kernel, channels, filters), dtype, seed=1)]
     native = gradients(lambda x, w: tf.nn.conv2d(x, w, stride, "SAME"), inputs)
-    rewritten = gradients(lambda x, w: conv2d_to_few_channels(x, w, stride, matmul_filter_gradient), inputs)
+    kernel_gradient = filter_gradient_by_matmul if matmul_filter_gradient else None
+    rewritten = gradients(lambda x, w: conv2d(x, w, stride, kernel_gradient, forward_to_image=True), inputs)
     assert rewritten[0].shape == native[0].shape
     for name, a, b in zip(("forward", "input gradient", "filter gradient"), native, rewritten):
         assert relative_error(a, b) < tolerance, name
