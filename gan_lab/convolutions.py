@@ -225,8 +225,8 @@ def convolves_to_few_channels(layer, image_shape) -> bool:
 
 
 def filter_gradient_as_matmul(layer) -> bool:
-    """Whether ``layer``, a Conv2D to an image (``convolves_to_few_channels``), takes ``filter_gradient_by_matmul``: in float32,
-    where it was measured faster (module docstring)."""
+    """Whether ``layer``, a Conv2D to an image (``convolves_to_few_channels``), takes ``filter_gradient_by_matmul``:
+    in float32, where it was measured faster (module docstring)."""
     return layer.compute_dtype == "float32"
 
 
