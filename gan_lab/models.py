@@ -54,34 +54,56 @@ class FusedBatchNormalization(layers.BatchNormalization):
         return y if len(inputs.shape) == 4 else tf.reshape(y, tf.shape(inputs))
 
 
+SPLITMIX64 = (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB)  # increment and the two multipliers
+
+
+def splitmix64(state: tf.Tensor) -> tf.Tensor:
+    """SplitMix64's output for each uint64 ``state`` (Steele, Lea and Flood 2014, as in Java's SplittableRandom and
+    the seeding of Vigna's xoshiro): after its increment, two multiply-xorshift rounds. Element-wise, so under XLA
+    it vectorises, where TensorFlow's Philox kernel draws one number at a time."""
+    increment, first, second = (tf.constant(value, tf.uint64) for value in SPLITMIX64)
+
+    def xorshift(z, bits):
+        return tf.bitwise.bitwise_xor(z, tf.bitwise.right_shift(z, tf.constant(bits, tf.uint64)))
+
+    z = xorshift(state + increment, 30) * first
+    z = xorshift(z, 27) * second
+    return xorshift(z, 31)
+
+
 @tf.function(jit_compile=True)
-def dropped(x, bits, threshold, scale):
-    """``x`` scaled where ``bits`` >= ``threshold``, else 0: inverted dropout in one XLA-compiled pass."""
+def dropped(x, key, threshold, scale):
+    """``x`` scaled where an element's 16 random bits are >= ``threshold``, else 0: inverted dropout in one
+    XLA-compiled pass. Element i's bits are the top 16 of the (i + 1)-th output of SplitMix64 seeded with the uint64
+    ``key``, computed in the pass (no mask in memory), so the same key gives the same mask each way."""
+    index = tf.bitcast(tf.range(tf.size(x, out_type=tf.int64), dtype=tf.int64), tf.uint64)
+    state = key + index * tf.constant(SPLITMIX64[0], tf.uint64)
+    bits = tf.reshape(tf.cast(tf.bitwise.right_shift(splitmix64(state), tf.constant(48, tf.uint64)), tf.uint16),
+                      tf.shape(x))
     return tf.where(bits >= threshold, x * scale, tf.zeros_like(x))
 
 
 @keras.saving.register_keras_serializable(package="gan_lab")
 class FastDropout(layers.Dropout):
-    """Keras' Dropout with a cheaper mask: 16 random bits per element, two elements per 32-bit draw.
+    """Keras' Dropout with a cheaper mask: 16 random bits per element from SplitMix64, made inside the XLA pass that
+    applies it (``dropped``), each way.
 
-    Same inverted-dropout maths (rate resolved to 1/65536); about half the cost of Keras' float
-    mask on CPU, where the discriminator's dropout was ~35% of its training time. Mask and scale are one
-    XLA-compiled pass each way (``dropped``).
+    Same inverted-dropout maths (rate resolved to 1/65536), another random stream than Keras'. TensorFlow's Philox
+    kernel took 4 % of a dcgan step on CPU for its bits (experiments/benchmarks.md); the discriminator's
+    dropout, Keras' float mask, was ~35 % of its training time before this layer.
     """
 
     def call(self, inputs, training=False):
         if not training or self.rate == 0:
             return inputs
-        size = tf.size(inputs)
-        seed = tf.cast(replica_seed(self.seed_generator.next()), tf.int64)  # each replica's own mask
-        bits = tf.random.stateless_uniform([(size + 1) // 2], seed, dtype=tf.uint32, minval=None, maxval=None)
-        bits = tf.reshape(tf.reshape(tf.bitcast(bits, tf.uint16), [-1])[:size], tf.shape(inputs))
+        seed = tf.bitcast(tf.cast(replica_seed(self.seed_generator.next()), tf.uint32), tf.uint64)  # 2 x 32 bits
+        key = splitmix64(seed)  # each replica's and each step's own stream; consecutive seeds far apart
         threshold = tf.constant(round(self.rate * 65536), tf.uint16)
         scale = tf.constant(1.0 / (1.0 - self.rate), inputs.dtype)
 
         @tf.custom_gradient
         def drop(x):  # the same mask each way
-            return dropped(x, bits, threshold, scale), lambda dy: dropped(dy, bits, threshold, scale)
+            return dropped(x, key, threshold, scale), lambda dy: dropped(dy, key, threshold, scale)
 
         return drop(inputs)
 

@@ -268,6 +268,41 @@ def test_fast_layers_match_stock_keras(compose_cfg):
                                        fast_discriminator([images, labels], training=False), rtol=1e-5, atol=1e-5)
 
 
+def splitmix64_reference(seed: int, n: int) -> np.ndarray:
+    """The first ``n`` outputs of SplitMix64 seeded with ``seed``, in Python integers (Vigna's C code)."""
+    mask, state, outputs = 2**64 - 1, seed, []
+    for _ in range(n):
+        state = (state + 0x9E3779B97F4A7C15) & mask
+        z = ((state ^ (state >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        outputs.append(z ^ (z >> 31))
+    return np.array(outputs, dtype=np.uint64)
+
+
+def test_fast_dropout_mask_is_splitmix64s_and_independent():
+    """FastDropout keeps element i where the top 16 bits of SplitMix64's (i + 1)-th output are >= rate * 65536:
+    the published values, the same mask each way for one key, and masks that look independent."""
+    import tensorflow as tf
+
+    from gan_lab.models import FastDropout, dropped, splitmix64
+
+    outputs = splitmix64(tf.constant([0, 0x9E3779B97F4A7C15, 0x3C6EF372FE94F82A], tf.uint64)).numpy()
+    assert [hex(v) for v in outputs.tolist()] == ["0xe220a8397b1dcdaf", "0x6e789e6aa1b965f4", "0x6c45d188009454f"]
+
+    key, threshold = 0x0123456789ABCDEF, round(0.3 * 65536)
+    kept = dropped(tf.ones((6, 5, 7)), tf.constant(key, tf.uint64), tf.constant(threshold, tf.uint16),
+                   tf.constant(2.0)).numpy()
+    np.testing.assert_array_equal(kept, 2.0 * ((splitmix64_reference(key, 210) >> 48) >= threshold).reshape(6, 5, 7))
+
+    layer, ones = FastDropout(0.3, seed=7), tf.ones((400, 1000))
+    first, second = ((layer(ones, training=True).numpy() == 0) for _ in range(2))  # two steps
+    for mask in (first, second):
+        assert abs(mask.mean() - 0.3) < 0.003  # 400,000 draws: sd 0.0007
+    assert abs((first & second).mean() - 0.09) < 0.003  # consecutive steps' masks independent
+    assert abs((first[:, 1:] & first[:, :-1]).mean() - 0.09) < 0.003  # and neighbouring elements'
+    assert abs((first[1:] & first[:-1]).mean() - 0.09) < 0.003
+
+
 def test_fast_embedding_and_multiply_match_stock_keras():
     """FastEmbedding (one-hot x table) and FastMultiply (its gradients in one XLA pass): the stock layers' values and
     every gradient, float32 at tight tolerance, bfloat16 at bfloat16's."""
