@@ -89,8 +89,8 @@ class FastDropout(layers.Dropout):
     applies it (``dropped``), each way.
 
     Same inverted-dropout maths (rate resolved to 1/65536), another random stream than Keras'. TensorFlow's Philox
-    kernel took 4 % of a dcgan step on CPU for its bits (experiments/benchmarks.md); the discriminator's
-    dropout, Keras' float mask, was ~35 % of its training time before this layer.
+    kernel took 4% of a dcgan step on CPU for its bits (experiments/benchmarks.md); the discriminator's
+    dropout, Keras' float mask, was ~35% of its training time before this layer.
     """
 
     def call(self, inputs, training=False):
