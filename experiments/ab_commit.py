@@ -12,12 +12,9 @@ import importlib.util
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from gan_lab.bench import data_dir, trainer_config, trainer_step
-from gan_lab.config import Split
-from gan_lab.data import load_data
+from ab_fast_layers import compare_swapped  # this directory's: the script's own is first on sys.path
 
 
 def module_at(commit: str, name: str):
@@ -42,29 +39,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--steps", type=int, default=24)
     args = parser.parse_args(argv)
-    cfg = trainer_config(args.overrides)
-    images, labels = load_data(data_dir(), Split.test)
-    module, other = importlib.import_module(args.module), module_at(args.commit, args.module)
-    runs = {"now": trainer_step(cfg, images, labels)}
-    saved = {name: getattr(module, name) for name in args.names}
-    for name in args.names:
-        setattr(module, name, getattr(other, name))
-    try:
-        runs[args.commit] = trainer_step(cfg, images, labels)
-    finally:
-        for name, value in saved.items():
-            setattr(module, name, value)
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for run in runs.values():
-        run(args.steps)  # trace and warm up
-    for _ in range(args.rounds):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            run(args.steps)
-            times[name].append((time.perf_counter() - start) / args.steps * 1e3)
-    for name, values in times.items():
-        print(f"{cfg.model.name} {name} ({' '.join(args.names)}): best {min(values):.1f} ms per step, "
-              f"median {sorted(values)[len(values) // 2]:.1f}")
+    other = module_at(args.commit, args.module)
+    compare_swapped(args.overrides, importlib.import_module(args.module),
+                    {name: getattr(other, name) for name in args.names}, args.commit, args.rounds, args.steps)
 
 
 if __name__ == "__main__":
